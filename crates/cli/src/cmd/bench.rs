@@ -1,0 +1,16 @@
+use crate::NotBuilt;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Arguments (this subcommand is not built yet).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    rest: Vec<String>,
+}
+
+pub fn run(_args: Args) -> anyhow::Result<()> {
+    Err(NotBuilt {
+        command: "bench",
+        issue: "Speech stage / LLM stage",
+    }
+    .into())
+}

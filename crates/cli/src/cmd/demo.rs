@@ -1,0 +1,15 @@
+use crate::NotBuilt;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    rest: Vec<String>,
+}
+
+pub fn run(_args: Args) -> anyhow::Result<()> {
+    Err(NotBuilt {
+        command: "demo",
+        issue: "Foundation",
+    }
+    .into())
+}

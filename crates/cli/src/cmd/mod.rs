@@ -1,0 +1,15 @@
+//! One module per subcommand; each owns its `Args` and `run`.
+
+pub mod ask;
+pub mod batch;
+pub mod bench;
+pub mod chat;
+pub mod demo;
+pub mod devices;
+pub mod embed;
+pub mod listen;
+pub mod models;
+pub mod search;
+pub mod serve;
+pub mod tag;
+pub mod transcribe;

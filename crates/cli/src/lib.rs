@@ -1,0 +1,84 @@
+//! The `percept` command line. Only this crate prints; libraries return values and errors.
+
+mod cmd;
+mod not_built;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+pub use not_built::NotBuilt;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "percept",
+    version,
+    about = "Local multimodal pipeline: ask about images and speech, live or in batch",
+    long_about = "percept runs Whisper (speech), CLIP (vision) and a text LLM as concurrent \
+                  stages on this machine. Models come from the local model store; \
+                  `percept models fetch` downloads the default set."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Ask a question about images and/or a spoken question; the answer streams to stdout.
+    Ask(cmd::ask::Args),
+    /// Interactive chat with the text LLM.
+    Chat(cmd::chat::Args),
+    /// Transcribe audio files with Whisper.
+    Transcribe(cmd::transcribe::Args),
+    /// Zero-shot tags and facts for images (CLIP).
+    Tag(cmd::tag::Args),
+    /// CLIP embeddings of images.
+    Embed(cmd::embed::Args),
+    /// Semantic search over a folder of images.
+    Search(cmd::search::Args),
+    /// Live conversation through the microphone.
+    Listen(cmd::listen::Args),
+    /// List audio input devices.
+    Devices(cmd::devices::Args),
+    /// Process a folder of media into a JSONL report.
+    Batch(cmd::batch::Args),
+    /// OpenAI-compatible HTTP API and web page.
+    Serve(cmd::serve::Args),
+    /// List, fetch, verify and locate models.
+    Models(cmd::models::Args),
+    /// Measure a stage's speed.
+    Bench(cmd::bench::Args),
+    /// Run the demo over the bundled sample media.
+    Demo(cmd::demo::Args),
+}
+
+/// Entry point for the binary: runs the command and maps errors to exit codes.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Ask(a) => cmd::ask::run(a),
+        Command::Chat(a) => cmd::chat::run(a),
+        Command::Transcribe(a) => cmd::transcribe::run(a),
+        Command::Tag(a) => cmd::tag::run(a),
+        Command::Embed(a) => cmd::embed::run(a),
+        Command::Search(a) => cmd::search::run(a),
+        Command::Listen(a) => cmd::listen::run(a),
+        Command::Devices(a) => cmd::devices::run(a),
+        Command::Batch(a) => cmd::batch::run(a),
+        Command::Serve(a) => cmd::serve::run(a),
+        Command::Models(a) => cmd::models::run(a),
+        Command::Bench(a) => cmd::bench::run(a),
+        Command::Demo(a) => cmd::demo::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("percept: {e:#}");
+            if e.downcast_ref::<NotBuilt>().is_some() {
+                ExitCode::from(3)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}

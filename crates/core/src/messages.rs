@@ -1,0 +1,130 @@
+//! Data that flows between stages. Plain owned data, serialisable for `--json` output.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Mono audio at a known sample rate (stages that need 16 kHz resample in percept-media).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioClip {
+    /// Where the clip came from (file path, "microphone", request id); used in error messages.
+    pub source: String,
+    pub sample_rate: u32,
+    pub samples: Vec<f32>,
+}
+
+impl AudioClip {
+    pub fn duration_secs(&self) -> f64 {
+        if self.sample_rate == 0 {
+            return 0.0;
+        }
+        self.samples.len() as f64 / self.sample_rate as f64
+    }
+}
+
+/// An RGB8 image after decoding and orientation, plus what was learned from its header.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedImage {
+    pub source: String,
+    pub width: u32,
+    pub height: u32,
+    /// Row-major RGB, `width * height * 3` bytes.
+    pub rgb: Vec<u8>,
+    pub facts: ImageFacts,
+}
+
+/// Facts read from the file itself, no model needed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ImageFacts {
+    pub width: u32,
+    pub height: u32,
+    pub format: String,
+    /// Other facts by name (EXIF date, camera, orientation, dominant colours...).
+    pub extra: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Segment {
+    pub start: f64,
+    pub end: f64,
+    pub text: String,
+    pub avg_logprob: f64,
+    pub no_speech_prob: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Transcript {
+    pub source: String,
+    pub language: Option<String>,
+    pub text: String,
+    pub segments: Vec<Segment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Tag {
+    pub label: String,
+    pub score: f32,
+}
+
+/// What the vision stage knows about one image.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct VisionContext {
+    pub source: String,
+    pub tags: Vec<Tag>,
+    pub facts: ImageFacts,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<Vec<f32>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TurnRole {
+    System,
+    User,
+    Assistant,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Turn {
+    pub role: TurnRole,
+    pub text: String,
+}
+
+/// Text that came from media or a user file (a transcript, image tags, a file name).
+/// The LLM stage inserts it as data: never parsed for control tokens, always fenced.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Untrusted {
+    /// What the text is, e.g. "transcript of question.wav" or "image tags".
+    pub label: String,
+    pub text: String,
+}
+
+/// Everything the LLM stage needs to answer. Trusted parts (system, history) and
+/// untrusted parts stay separate until the LLM's own prompt builder joins them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Prompt {
+    pub system: Option<String>,
+    pub history: Vec<Turn>,
+    pub question: Option<Untrusted>,
+    pub context: Vec<Untrusted>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    Stop,
+    Length,
+    Cancelled,
+}
+
+/// One event of a streamed answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AnswerEvent {
+    /// Newly decoded text; always whole UTF-8 characters.
+    Delta { text: String },
+    Done {
+        finish: FinishReason,
+        prompt_tokens: usize,
+        completion_tokens: usize,
+    },
+}
