@@ -166,8 +166,11 @@ fn run_stage<S: Stage>(
     tx: Sender<Envelope<S::Output>>,
     metrics: &Mutex<StageMetrics>,
 ) {
-    while let Ok(env) = rx.recv() {
-        let depth = rx.len() + 1;
+    loop {
+        // Sampled before and after taking an item: both are real queue depths (<= capacity).
+        let before = rx.len();
+        let Ok(env) = rx.recv() else { break };
+        let depth = before.max(rx.len());
         let waited = env.sent_at.elapsed();
         let result = match env.result {
             Err(e) => Err(e),
