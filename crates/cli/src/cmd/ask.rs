@@ -1,16 +1,122 @@
-use crate::NotBuilt;
+//! `percept ask "question"`: one answer from the text LLM, streamed to stdout.
+
+use anyhow::Context;
+use percept_core::{AnswerEvent, Prompt, Untrusted};
+use percept_llm::{answer, Engine, GenParams, LoadOptions, SamplingParams, DEFAULT_MODEL};
+use std::io::Write;
+use std::sync::atomic::AtomicBool;
+
+/// Model and sampling options shared by `ask` and `chat`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LlmArgs {
+    /// Model id from the store, a directory holding one .gguf file, or a .gguf file.
+    #[arg(long, default_value = DEFAULT_MODEL)]
+    pub model: String,
+    /// System message (default: the model's own template default, if any).
+    #[arg(long)]
+    pub system: Option<String>,
+    /// 0 = greedy.
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+    /// 0 = off.
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    /// 1 = off.
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    /// 0 = off.
+    #[arg(long, default_value_t = 0.0)]
+    pub min_p: f32,
+    /// 1 = off.
+    #[arg(long, default_value_t = 1.0)]
+    pub repeat_penalty: f32,
+    #[arg(long, default_value_t = 299792458)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 512)]
+    pub max_tokens: usize,
+    /// Stop the answer at this text (repeatable).
+    #[arg(long)]
+    pub stop: Vec<String>,
+    /// Keep Q4_1/Q5_x blocks as they are instead of re-encoding them as Q8_0 (slower).
+    #[arg(long)]
+    pub no_convert: bool,
+}
+
+impl LlmArgs {
+    pub fn gen_params(&self) -> GenParams {
+        GenParams {
+            sampling: SamplingParams {
+                temperature: self.temperature,
+                top_k: self.top_k,
+                top_p: self.top_p,
+                min_p: self.min_p,
+                repeat_penalty: self.repeat_penalty,
+                seed: self.seed,
+                ..SamplingParams::default()
+            },
+            max_tokens: self.max_tokens,
+            stop: self.stop.clone(),
+        }
+    }
+
+    pub fn load(&self) -> anyhow::Result<Engine> {
+        let opts = LoadOptions {
+            convert_to_q8: !self.no_convert,
+            ..LoadOptions::default()
+        };
+        let engine = Engine::load(&self.model, &opts)
+            .with_context(|| format!("loading model `{}`", self.model))?;
+        if let Some(w) = &engine.template.warning {
+            eprintln!("warning: {w}");
+        }
+        Ok(engine)
+    }
+}
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Arguments (this subcommand is not built yet).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    rest: Vec<String>,
+    /// The question.
+    pub question: String,
+    #[command(flatten)]
+    pub llm: LlmArgs,
+    /// Print one JSON object with the answer and token counts instead of streaming text.
+    #[arg(long)]
+    pub json: bool,
 }
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    Err(NotBuilt {
-        command: "ask",
-        issue: "Pipeline",
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let mut engine = args.llm.load()?;
+    let prompt = Prompt {
+        system: args.llm.system.clone(),
+        question: Some(Untrusted {
+            label: "question".into(),
+            text: args.question.clone(),
+        }),
+        ..Prompt::default()
+    };
+    let never = AtomicBool::new(false);
+    let json = args.json;
+    let mut out = std::io::stdout().lock();
+    let mut print = |ev: AnswerEvent| {
+        if let (false, AnswerEvent::Delta { text }) = (json, &ev) {
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.flush();
+        }
+    };
+    let gen = answer(&mut engine, &prompt, &args.llm.gen_params(), &never, &mut print)?;
+    if json {
+        let v = serde_json::json!({
+            "model": engine.path.display().to_string(),
+            "answer": gen.text,
+            "finish": gen.finish,
+            "prompt_tokens": gen.prompt_tokens,
+            "completion_tokens": gen.completion_tokens,
+            "prefill_ms": gen.prefill_time.as_secs_f64() * 1e3,
+            "decode_ms": gen.decode_time.as_secs_f64() * 1e3,
+        });
+        println!("{v}");
+    } else {
+        println!();
     }
-    .into())
+    Ok(())
 }

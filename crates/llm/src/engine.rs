@@ -1,0 +1,203 @@
+//! A loaded model with its tokenizer and chat template, generating streamed answers.
+//!
+//! Multi-turn cache policy: the engine remembers which token ids its key/value cache holds.
+//! When a new prompt starts with exactly those ids, only the new tail is fed. Otherwise
+//! (edited history, a re-tokenised answer, turns dropped for space) the cache is cleared and
+//! the whole prompt is fed again: candle's caches can grow but not be cut back.
+
+use crate::error::{LlmError, Result};
+use crate::gguf::{resolve_model, GgufFile};
+use crate::model::{LoadOptions, Model};
+use crate::sampling::{Sampler, SamplingParams};
+use crate::stream::DeltaStream;
+use crate::template::ChatTemplate;
+use crate::tokenizer::TextTokenizer;
+use percept_core::{AnswerEvent, FinishReason};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenParams {
+    pub sampling: SamplingParams,
+    pub max_tokens: usize,
+    /// Text that ends the answer (not included in it).
+    pub stop: Vec<String>,
+}
+
+impl Default for GenParams {
+    fn default() -> Self {
+        GenParams {
+            sampling: SamplingParams::default(),
+            max_tokens: 512,
+            stop: Vec::new(),
+        }
+    }
+}
+
+/// The result of one generation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Generation {
+    pub text: String,
+    pub finish: FinishReason,
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
+    /// Prompt tokens whose cache entries were reused from the previous turn.
+    pub reused_tokens: usize,
+    #[serde(skip)]
+    pub prefill_time: Duration,
+    #[serde(skip)]
+    pub decode_time: Duration,
+}
+
+pub struct Engine {
+    pub model: Model,
+    pub tokenizer: TextTokenizer,
+    pub template: ChatTemplate,
+    pub path: PathBuf,
+    /// Token ids the model's cache currently holds, in order.
+    cached: Vec<u32>,
+}
+
+impl Engine {
+    /// `spec` is a model id, a directory or a `.gguf` file.
+    pub fn load(spec: &str, opts: &LoadOptions) -> Result<Self> {
+        let path = resolve_model(spec)?;
+        Self::load_file(&path, opts)
+    }
+
+    pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<Self> {
+        let gg = GgufFile::open(path)?;
+        let meta = gg.meta();
+        let tokenizer = TextTokenizer::from_gguf(&meta, path.parent())?;
+        let bos = tokenizer.bos.as_ref().map(|b| b.1.as_str()).unwrap_or("");
+        let eos = tokenizer.eos.as_ref().map(|b| b.1.as_str()).unwrap_or("");
+        let template = ChatTemplate::new(meta.opt_string("tokenizer.chat_template"), bos, eos);
+        let model = Model::load(gg, opts)?;
+        Ok(Engine {
+            model,
+            tokenizer,
+            template,
+            path: path.to_path_buf(),
+            cached: Vec::new(),
+        })
+    }
+
+    pub fn context_length(&self) -> usize {
+        self.model.context_length
+    }
+
+    /// Forget the conversation's cache (the next prompt is fed whole).
+    pub fn reset(&mut self) {
+        self.cached.clear();
+        self.model.clear();
+    }
+
+    /// Feeds `prompt` (reusing the cached prefix when possible) and returns the last logits
+    /// and how many tokens were reused.
+    pub fn prefill(&mut self, prompt: &[u32]) -> Result<(Vec<f32>, usize)> {
+        if prompt.is_empty() {
+            return Err(LlmError::Tokenizer("empty prompt".into()));
+        }
+        if prompt.len() >= self.context_length() {
+            return Err(LlmError::ContextOverflow {
+                prompt: prompt.len(),
+                context: self.context_length(),
+            });
+        }
+        let reusable = self.cached.len() < prompt.len() && prompt.starts_with(&self.cached);
+        let start = if reusable { self.cached.len() } else { 0 };
+        if !reusable {
+            self.cached.clear();
+        }
+        let logits = self.model.forward(&prompt[start..], start)?;
+        self.cached = prompt.to_vec();
+        Ok((logits, start))
+    }
+
+    /// Feeds one token after the cached ones; returns the next logits.
+    pub fn step(&mut self, token: u32) -> Result<Vec<f32>> {
+        let pos = self.cached.len();
+        let logits = self.model.forward(&[token], pos)?;
+        self.cached.push(token);
+        Ok(logits)
+    }
+
+    /// Generates an answer to `prompt` (token ids), sending text deltas to `on_event` as they
+    /// become whole characters, and a final `Done`. `cancel` is checked before every token.
+    pub fn generate(
+        &mut self,
+        prompt: &[u32],
+        params: &GenParams,
+        cancel: &AtomicBool,
+        on_event: &mut dyn FnMut(AnswerEvent),
+    ) -> Result<Generation> {
+        let mut sampler = Sampler::new(params.sampling.clone())?;
+        let t0 = Instant::now();
+        let (mut logits, reused) = self.prefill(prompt)?;
+        let prefill_time = t0.elapsed();
+        let t1 = Instant::now();
+        let room = self.context_length().saturating_sub(prompt.len());
+        let max_new = params.max_tokens.min(room);
+        let mut stream = DeltaStream::new(params.stop.clone());
+        let mut out: Vec<u32> = Vec::new();
+        let mut recent: Vec<u32> = prompt.to_vec();
+        let mut text = String::new();
+        let mut finish = FinishReason::Length;
+        let mut produced = 0;
+        while produced < max_new {
+            if cancel.load(Ordering::Relaxed) {
+                finish = FinishReason::Cancelled;
+                break;
+            }
+            let tok = sampler.sample(&mut logits, &recent);
+            produced += 1;
+            if self.tokenizer.eot_ids.contains(&tok) {
+                finish = FinishReason::Stop;
+                break;
+            }
+            out.push(tok);
+            recent.push(tok);
+            text = self.tokenizer.decode(&out, true)?;
+            let step = stream.push(&text);
+            if !step.delta.is_empty() {
+                on_event(AnswerEvent::Delta { text: step.delta });
+            }
+            if step.stop {
+                finish = FinishReason::Stop;
+                break;
+            }
+            if produced < max_new {
+                logits = self.step(tok)?;
+            }
+        }
+        let rest = stream.finish(&text);
+        if !rest.is_empty() {
+            on_event(AnswerEvent::Delta { text: rest });
+        }
+        let answer = match params
+            .stop
+            .iter()
+            .filter_map(|s| text.find(s.as_str()))
+            .min()
+        {
+            Some(cut) => text[..cut].to_string(),
+            None => text.trim_end_matches('\u{FFFD}').to_string(),
+        };
+        on_event(AnswerEvent::Done {
+            finish,
+            prompt_tokens: prompt.len(),
+            completion_tokens: produced,
+        });
+        Ok(Generation {
+            text: answer,
+            finish,
+            prompt_tokens: prompt.len(),
+            completion_tokens: produced,
+            reused_tokens: reused,
+            prefill_time,
+            decode_time: t1.elapsed(),
+        })
+    }
+}
