@@ -18,6 +18,9 @@ pub use not_built::NotBuilt;
                   `percept models fetch` downloads the default set."
 )]
 struct Cli {
+    /// A directory holding model folders (`<dir>/<model-id>/`), searched before the cache.
+    #[arg(long, global = true, env = "PERCEPT_MODEL_DIR")]
+    model_dir: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -55,6 +58,10 @@ enum Command {
 /// Entry point for the binary: runs the command and maps errors to exit codes.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(dir) = &cli.model_dir {
+        // The store reads its configuration from the environment; set before any thread starts.
+        std::env::set_var("PERCEPT_MODEL_DIR", dir);
+    }
     let result = match cli.command {
         Command::Ask(a) => cmd::ask::run(a),
         Command::Chat(a) => cmd::chat::run(a),

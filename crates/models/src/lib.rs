@@ -7,6 +7,8 @@ mod fetch;
 mod hash;
 mod manifest;
 mod store;
+#[doc(hidden)]
+pub mod testing;
 
 pub use fetch::{FetchError, Progress};
 pub use hash::sha256_file;

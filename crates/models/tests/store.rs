@@ -3,32 +3,9 @@
 
 use percept_models::{Manifest, Store, StoreError};
 use sha2::{Digest, Sha256};
-use std::io::Write;
 use std::path::Path;
 
-/// Writes a minimal valid wheel `NAME-VER-py3-none-any.whl` holding `members`.
-fn write_wheel(dir: &Path, name: &str, version: &str, members: &[(&str, &[u8])]) {
-    let norm = name.replace('-', "_");
-    let path = dir.join(format!("{norm}-{version}-py3-none-any.whl"));
-    let file = std::fs::File::create(path).expect("create wheel");
-    let mut zip = zip::ZipWriter::new(file);
-    let opts = zip::write::SimpleFileOptions::default();
-    let info = format!("{norm}-{version}.dist-info");
-    let metadata = format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n");
-    let wheel = "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n";
-    let mut all: Vec<(String, Vec<u8>)> = members
-        .iter()
-        .map(|(p, d)| (p.to_string(), d.to_vec()))
-        .collect();
-    all.push((format!("{info}/METADATA"), metadata.into_bytes()));
-    all.push((format!("{info}/WHEEL"), wheel.as_bytes().to_vec()));
-    all.push((format!("{info}/RECORD"), Vec::new()));
-    for (p, d) in all {
-        zip.start_file(p, opts).expect("zip entry");
-        zip.write_all(&d).expect("zip write");
-    }
-    zip.finish().expect("zip finish");
-}
+use percept_models::testing::write_wheel;
 
 fn sha(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
