@@ -81,6 +81,27 @@ impl Clip {
         })
     }
 
+    /// Randomly initialised weights with `config`'s shapes: for speed measurements
+    /// where no real weights are available (`percept bench clip --random`).
+    pub fn random(config: &ClipConfig, device: &Device) -> Result<Self, ClipError> {
+        let varmap = candle_nn::VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+        let model = ClipModel::new(vb, config).map_err(ClipError::model("random CLIP"))?;
+        let size = config.vision_config.image_size as u32;
+        Ok(Clip {
+            model,
+            tokenizer: ClipTokenizer::bundled()?,
+            preprocess: PreprocessConfig {
+                shortest_edge: size,
+                crop_height: size,
+                crop_width: size,
+                ..PreprocessConfig::default()
+            },
+            fingerprint: "random".to_string(),
+            dir: PathBuf::new(),
+        })
+    }
+
     /// Normalised pixels `[3, crop_h, crop_w]` of one image.
     pub fn pixel_values(&self, img: &DecodedImage) -> Vec<f32> {
         preprocess::pixel_values(&img.rgb, img.width, img.height, &self.preprocess)

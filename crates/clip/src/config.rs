@@ -96,6 +96,16 @@ fn default_logit_scale() -> f32 {
 }
 
 impl ClipConfig {
+    /// openai/clip-vit-base-patch32 (transformers' defaults).
+    pub fn vit_b32() -> Self {
+        ClipConfig {
+            text_config: TextConfig::default(),
+            vision_config: VisionConfig::default(),
+            projection_dim: default_projection_dim(),
+            logit_scale_init_value: default_logit_scale(),
+        }
+    }
+
     pub fn from_file(path: &Path) -> Result<Self, ClipError> {
         let text = std::fs::read_to_string(path).map_err(|e| ClipError::io(path, e))?;
         let c: ClipConfig = serde_json::from_str(&text).map_err(|e| ClipError::Config {

@@ -51,3 +51,17 @@ fn vit_b32_layout_loads_and_runs() {
     let t = clip.embed_texts(&["a photo of a cat."], true).unwrap();
     assert_eq!(t[0].len(), 512);
 }
+
+#[test]
+fn random_vit_b32_for_benchmarks_runs() {
+    let clip = Clip::random(&percept_clip::ClipConfig::vit_b32(), &Device::Cpu).unwrap();
+    let img = percept_core::DecodedImage {
+        source: "noise".into(),
+        width: 224,
+        height: 224,
+        rgb: (0..224 * 224 * 3).map(|i| (i * 31 % 256) as u8).collect(),
+        facts: Default::default(),
+    };
+    let e = clip.embed_images(&[&img, &img]).unwrap();
+    assert_eq!((e.len(), e[1].len()), (2, 512));
+}

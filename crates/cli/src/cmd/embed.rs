@@ -1,16 +1,53 @@
-use crate::NotBuilt;
+//! `percept embed`: unit-length CLIP image embeddings as JSON lines.
+
+use super::tag::{load_clip, missing_weights_line};
+use anyhow::Context;
+use percept_media::image::{decode_image_file, ImageOptions};
+use std::io::Write;
+use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Arguments (this subcommand is not built yet).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    rest: Vec<String>,
+    /// Image files.
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+    /// Write the JSON lines here instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// CLIP model folder (config.json + model.safetensors); default: the store's clip-vit-base-patch32.
+    #[arg(long, value_name = "DIR")]
+    clip_dir: Option<PathBuf>,
 }
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    Err(NotBuilt {
-        command: "embed",
-        issue: "Vision stage",
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let clip = load_clip(args.clip_dir.as_deref())?
+        .ok_or_else(|| anyhow::anyhow!(missing_weights_line()))?;
+    let mut out: Box<dyn Write> = match &args.out {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let opts = ImageOptions::default();
+    let mut failed = 0;
+    for path in &args.images {
+        let image = match decode_image_file(path, &opts) {
+            Ok(i) => i,
+            Err(e) => {
+                eprintln!("percept: {e}");
+                failed += 1;
+                continue;
+            }
+        };
+        let emb = clip.embed_images(&[&image])?.pop().unwrap_or_default();
+        let line = serde_json::json!({ "source": image.source, "embedding": emb });
+        writeln!(out, "{line}")?;
     }
-    .into())
+    out.flush()?;
+    anyhow::ensure!(
+        failed == 0,
+        "{failed} of {} images could not be read",
+        args.images.len()
+    );
+    Ok(())
 }
