@@ -1,0 +1,303 @@
+//! Reader for CTranslate2 `model.bin` Whisper files: tensors are renamed to the Hugging Face
+//! layout and the fused projections are split, so one model builder serves both formats.
+
+use crate::WhisperError;
+use candle_core::{DType, Device, Tensor};
+use std::collections::HashMap;
+use std::path::Path;
+
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    path: &'a str,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], WhisperError> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
+        let Some(end) = end else {
+            return Err(WhisperError::Model {
+                path: self.path.to_string(),
+                reason: format!("truncated while reading {what} at byte {}", self.pos),
+            });
+        };
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+    fn u8(&mut self, what: &str) -> Result<u8, WhisperError> {
+        Ok(self.take(1, what)?[0])
+    }
+    fn u16(&mut self, what: &str) -> Result<u16, WhisperError> {
+        let b = self.take(2, what)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+    fn u32(&mut self, what: &str) -> Result<u32, WhisperError> {
+        let b = self.take(4, what)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn string(&mut self, what: &str) -> Result<String, WhisperError> {
+        let n = self.u16(what)? as usize;
+        let b = self.take(n, what)?;
+        let b = b.strip_suffix(&[0]).unwrap_or(b);
+        Ok(String::from_utf8_lossy(b).into_owned())
+    }
+}
+
+/// A raw variable as stored in the file.
+struct RawVar<'a> {
+    shape: Vec<usize>,
+    dtype: u8,
+    bytes: &'a [u8],
+}
+
+fn to_tensor(v: &RawVar, name: &str, path: &str, dev: &Device) -> Result<Tensor, WhisperError> {
+    let bad = |reason: String| WhisperError::Model {
+        path: path.to_string(),
+        reason: format!("{name}: {reason}"),
+    };
+    let n: usize = v.shape.iter().product();
+    let (dtype, width) = match v.dtype {
+        0 => (DType::F32, 4),
+        1 => (DType::U8, 1),
+        2 => (DType::F32, 2),
+        3 => (DType::F32, 4),
+        4 => (DType::F16, 2),
+        5 => (DType::BF16, 2),
+        d => return Err(bad(format!("unsupported dtype code {d}"))),
+    };
+    if v.bytes.len() != n * width {
+        return Err(bad(format!(
+            "{} bytes for shape {:?}",
+            v.bytes.len(),
+            v.shape
+        )));
+    }
+    let t = match v.dtype {
+        // Integer scalars (head counts) become f32 so callers read them uniformly.
+        1 => Tensor::from_vec(
+            v.bytes.iter().map(|&b| b as i8 as f32).collect::<Vec<_>>(),
+            v.shape.clone(),
+            dev,
+        ),
+        2 => Tensor::from_vec(
+            v.bytes
+                .chunks_exact(2)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]) as f32)
+                .collect::<Vec<_>>(),
+            v.shape.clone(),
+            dev,
+        ),
+        3 => Tensor::from_vec(
+            v.bytes
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32)
+                .collect::<Vec<_>>(),
+            v.shape.clone(),
+            dev,
+        ),
+        // Weights compute in f32 on CPU; converting here frees the f16 copy at once.
+        _ => Tensor::from_raw_buffer(v.bytes, dtype, &v.shape, dev)
+            .and_then(|t| t.to_dtype(DType::F32)),
+    };
+    t.map_err(|e| bad(e.to_string()))
+}
+
+/// Maps a CTranslate2 name to its Hugging Face name (without fused-split suffixes).
+fn hf_name(ct: &str) -> Option<String> {
+    let (stack, rest) = ct.split_once('/')?;
+    if stack != "encoder" && stack != "decoder" {
+        return None;
+    }
+    let leaf = |s: &str| match s {
+        "gamma" => "weight".to_string(),
+        "beta" => "bias".to_string(),
+        other => other.to_string(),
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    let out = match parts.as_slice() {
+        ["conv1", p] | ["conv2", p] => format!("{}.{}", parts[0], p),
+        ["position_encodings", "encodings"] => "embed_positions.weight".into(),
+        ["embeddings", "weight"] => "embed_tokens.weight".into(),
+        ["layer_norm", p] => format!("layer_norm.{}", leaf(p)),
+        [layer, rest @ ..] if layer.starts_with("layer_") => {
+            let i = layer.trim_start_matches("layer_");
+            let sub = match rest {
+                ["self_attention", "layer_norm", p] => format!("self_attn_layer_norm.{}", leaf(p)),
+                ["self_attention", "linear_0", p] => format!("self_attn.qkv.{p}"),
+                ["self_attention", "linear_1", p] => format!("self_attn.out_proj.{p}"),
+                ["attention", "layer_norm", p] => format!("encoder_attn_layer_norm.{}", leaf(p)),
+                ["attention", "linear_0", p] => format!("encoder_attn.q_proj.{p}"),
+                ["attention", "linear_1", p] => format!("encoder_attn.kv.{p}"),
+                ["attention", "linear_2", p] => format!("encoder_attn.out_proj.{p}"),
+                ["ffn", "layer_norm", p] => format!("final_layer_norm.{}", leaf(p)),
+                ["ffn", "linear_0", p] => format!("fc1.{p}"),
+                ["ffn", "linear_1", p] => format!("fc2.{p}"),
+                _ => return None,
+            };
+            format!("layers.{i}.{sub}")
+        }
+        _ => return None,
+    };
+    Some(format!("model.{stack}.{out}"))
+}
+
+/// Everything read from a model.bin: HF-named tensors plus the scalar head counts.
+pub struct Ct2Weights {
+    pub tensors: HashMap<String, Tensor>,
+    pub encoder_heads: usize,
+    pub decoder_heads: usize,
+}
+
+pub fn load(path: &Path, dev: &Device) -> Result<Ct2Weights, WhisperError> {
+    let name = path.display().to_string();
+    let data = std::fs::read(path).map_err(|e| WhisperError::Model {
+        path: name.clone(),
+        reason: e.to_string(),
+    })?;
+    let mut c = Cursor {
+        buf: &data,
+        pos: 0,
+        path: &name,
+    };
+    let version = c.u32("version")?;
+    if !(4..=6).contains(&version) {
+        return Err(WhisperError::Model {
+            path: name,
+            reason: format!("unsupported CTranslate2 format version {version}"),
+        });
+    }
+    let spec = c.string("spec name")?;
+    let _revision = c.u32("spec revision")?;
+    if !spec.contains("Whisper") {
+        return Err(WhisperError::Model {
+            path: name,
+            reason: format!("model spec is {spec}, not Whisper"),
+        });
+    }
+    let count = c.u32("variable count")?;
+    let mut raw: HashMap<String, RawVar> = HashMap::new();
+    for _ in 0..count {
+        let vname = c.string("variable name")?;
+        let rank = c.u8("rank")? as usize;
+        let mut shape = Vec::with_capacity(rank);
+        for _ in 0..rank {
+            shape.push(c.u32("shape")? as usize);
+        }
+        let dtype = c.u8("dtype")?;
+        let nbytes = c.u32("byte length")? as usize;
+        let bytes = c.take(nbytes, &vname)?;
+        raw.insert(
+            vname,
+            RawVar {
+                shape,
+                dtype,
+                bytes,
+            },
+        );
+    }
+    let scalar = |key: &str| -> Result<usize, WhisperError> {
+        let v = raw.get(key).ok_or_else(|| WhisperError::Model {
+            path: name.clone(),
+            reason: format!("missing {key}"),
+        })?;
+        let t = to_tensor(v, key, &name, dev)?;
+        let x = t
+            .flatten_all()
+            .and_then(|t| t.to_dtype(DType::F32))
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(|e| WhisperError::Model {
+                path: name.clone(),
+                reason: format!("{key}: {e}"),
+            })?;
+        x.first()
+            .map(|&h| h as usize)
+            .ok_or_else(|| WhisperError::Model {
+                path: name.clone(),
+                reason: format!("{key} is empty"),
+            })
+    };
+    let encoder_heads = scalar("encoder/num_heads")?;
+    let decoder_heads = scalar("decoder/num_heads")?;
+    let mut tensors = HashMap::new();
+    for (k, v) in &raw {
+        let Some(hf) = hf_name(k) else { continue };
+        let t = to_tensor(v, k, &name, dev)?;
+        let split = |t: &Tensor, n: usize| -> Result<Vec<Tensor>, WhisperError> {
+            let rows = t.dim(0).map_err(|e| WhisperError::Model {
+                path: name.clone(),
+                reason: e.to_string(),
+            })?;
+            t.chunk(n, 0)
+                .ok()
+                .filter(|parts| parts.len() == n && rows % n == 0)
+                .ok_or_else(|| WhisperError::Model {
+                    path: name.clone(),
+                    reason: format!("{k}: {rows} rows do not split in {n}"),
+                })
+        };
+        if let Some(prefix) = hf.strip_suffix(".weight").or(hf.strip_suffix(".bias")) {
+            let leaf = if hf.ends_with(".weight") {
+                "weight"
+            } else {
+                "bias"
+            };
+            if let Some(base) = prefix.strip_suffix(".qkv") {
+                let p = split(&t, 3)?;
+                for (part, proj) in p.into_iter().zip(["q_proj", "k_proj", "v_proj"]) {
+                    tensors.insert(format!("{base}.{proj}.{leaf}"), part);
+                }
+                continue;
+            }
+            if let Some(base) = prefix.strip_suffix(".kv") {
+                let p = split(&t, 2)?;
+                for (part, proj) in p.into_iter().zip(["k_proj", "v_proj"]) {
+                    tensors.insert(format!("{base}.{proj}.{leaf}"), part);
+                }
+                continue;
+            }
+        }
+        tensors.insert(hf, t);
+    }
+    Ok(Ct2Weights {
+        tensors,
+        encoder_heads,
+        decoder_heads,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hf_name;
+
+    #[test]
+    fn names_map_to_hugging_face_layout() {
+        let cases = [
+            ("encoder/conv1/weight", "model.encoder.conv1.weight"),
+            (
+                "decoder/embeddings/weight",
+                "model.decoder.embed_tokens.weight",
+            ),
+            (
+                "encoder/layer_norm/gamma",
+                "model.encoder.layer_norm.weight",
+            ),
+            (
+                "decoder/layer_3/attention/linear_1/bias",
+                "model.decoder.layers.3.encoder_attn.kv.bias",
+            ),
+            (
+                "encoder/layer_0/ffn/layer_norm/beta",
+                "model.encoder.layers.0.final_layer_norm.bias",
+            ),
+            (
+                "decoder/position_encodings/encodings",
+                "model.decoder.embed_positions.weight",
+            ),
+        ];
+        for (ct, hf) in cases {
+            assert_eq!(hf_name(ct).as_deref(), Some(hf), "{ct}");
+        }
+        assert_eq!(hf_name("encoder/num_heads"), None);
+    }
+}

@@ -1,0 +1,85 @@
+//! Synthetic speech (espeak-ng clips in several voices, rates and formats) and parity with
+//! faster-whisper's greedy transcripts (tests/fixtures/whisper/faster_whisper.json, written
+//! by scripts/fixtures/whisper_reference.py from the same model.bin files).
+
+mod common;
+
+use common::*;
+use percept_whisper::Options;
+
+fn sentences() -> Vec<(String, String)> {
+    let tsv = std::fs::read_to_string(root().join("tests/fixtures/whisper/speech/sentences.tsv"))
+        .expect("sentences.tsv");
+    tsv.lines()
+        .skip(1)
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(f, t)| (f.to_string(), t.to_string()))
+        .collect()
+}
+
+#[test]
+fn espeak_sentences_word_error_rate_at_most_10_percent() {
+    let (mut errors, mut words) = (0, 0);
+    let mut report = String::new();
+    for (file, text) in sentences() {
+        let p = root().join("tests/fixtures/whisper/speech").join(&file);
+        let t = tiny().transcribe_file(&p, &Options::default()).unwrap();
+        let (e, n) = word_errors(&text, &t.text);
+        report += &format!("{file}: {e}/{n} {:?}\n", t.text);
+        assert!(e * 3 <= n, "{file}: too many errors\n{report}");
+        errors += e;
+        words += n;
+    }
+    assert!(words > 50);
+    assert!(errors * 10 <= words, "WER {errors}/{words}\n{report}");
+}
+
+fn check_parity(model_id: &str) {
+    let fixture: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("tests/fixtures/whisper/faster_whisper.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let clips = fixture["models"][model_id]
+        .as_object()
+        .expect("model in fixture");
+    let model = if model_id == "whisper-base" {
+        base()
+    } else {
+        tiny()
+    };
+    let mut mismatches = Vec::new();
+    for (clip, want) in clips {
+        let t = model
+            .transcribe_file(&root().join(clip), &Options::default())
+            .unwrap();
+        let want = want["text"].as_str().unwrap_or_default();
+        if normalise(&t.text) != normalise(want) {
+            mismatches.push(format!(
+                "{clip}:\n  percept:        {:?}\n  faster-whisper: {want:?}",
+                t.text
+            ));
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{model_id}:\n{}",
+        mismatches.join("\n")
+    );
+}
+
+#[test]
+fn parity_with_faster_whisper_tiny_en() {
+    check_parity("whisper-tiny.en");
+}
+
+#[test]
+fn parity_with_faster_whisper_base() {
+    check_parity("whisper-base");
+}
+
+#[test]
+fn word_error_rate_counts_edits() {
+    assert_eq!(word_errors("the cat sat", "The cat, sat!"), (0, 3));
+    assert_eq!(word_errors("the cat sat", "a cat sat down"), (2, 3));
+}
