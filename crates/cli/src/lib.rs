@@ -2,6 +2,7 @@
 
 mod cmd;
 mod not_built;
+mod pipelines;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -75,22 +75,47 @@ impl LlmArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The question.
-    pub question: String,
+    /// The question (optional with --audio, which speaks it).
+    pub question: Option<String>,
+    #[command(flatten)]
+    pub media: super::ask_media::MediaArgs,
     #[command(flatten)]
     pub llm: LlmArgs,
-    /// Print one JSON object with the answer and token counts instead of streaming text.
+    /// Named pipeline (`default`, `quality`) or a pipeline .toml: picks the Whisper and LLM models
+    /// unless --whisper / --model name them.
+    #[arg(long)]
+    pub pipeline: Option<String>,
+    /// Print one JSON object (transcript, tags, facts, answer, per-stage timings) instead of streaming text.
     #[arg(long)]
     pub json: bool,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(mut args: Args) -> anyhow::Result<()> {
+    if let Some(name) = &args.pipeline {
+        let def = crate::pipelines::load(name)?;
+        eprintln!("pipeline {name}: {}", def.description);
+        if args.media.clip_dir.is_none() {
+            args.media.clip_dir = percept_models::locate(&def.clip).ok();
+        }
+        if args.llm.model == DEFAULT_MODEL {
+            args.llm.model = def.llm;
+        }
+        if args.media.whisper == super::ask_media::DEFAULT_WHISPER {
+            args.media.whisper = def.whisper;
+        }
+    }
+    if !args.media.is_empty() {
+        return super::ask_media::run(args.question, &args.media, &args.llm, args.json);
+    }
+    let Some(question) = args.question else {
+        anyhow::bail!("give a question, as text or with --audio FILE");
+    };
     let mut engine = args.llm.load()?;
     let prompt = Prompt {
         system: args.llm.system.clone(),
         question: Some(Untrusted {
             label: "question".into(),
-            text: args.question.clone(),
+            text: question.clone(),
         }),
         ..Prompt::default()
     };
@@ -103,7 +128,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let _ = out.flush();
         }
     };
-    let gen = answer(&mut engine, &prompt, &args.llm.gen_params(), &never, &mut print)?;
+    let gen = answer(
+        &mut engine,
+        &prompt,
+        &args.llm.gen_params(),
+        &never,
+        &mut print,
+    )?;
     if json {
         let v = serde_json::json!({
             "model": engine.path.display().to_string(),

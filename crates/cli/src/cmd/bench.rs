@@ -1,16 +1,22 @@
-use crate::NotBuilt;
+//! `percept bench STAGE`: one stage's speed on this machine (peers run in `benches/`).
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Arguments (this subcommand is not built yet).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    rest: Vec<String>,
+    #[command(subcommand)]
+    stage: Stage,
 }
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    Err(NotBuilt {
-        command: "bench",
-        issue: "Speech stage / LLM stage",
+#[derive(Debug, clap::Subcommand)]
+enum Stage {
+    /// Whisper: load, mel, encoder per window, decode ms/token, real-time factor, peak RSS.
+    Whisper(super::bench_whisper::Args),
+    /// LLM: load, prefill and decode tokens/s, peak RSS.
+    Llm(super::bench_llm::Args),
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    match args.stage {
+        Stage::Whisper(a) => super::bench_whisper::run(a),
+        Stage::Llm(a) => super::bench_llm::run(a),
     }
-    .into())
 }

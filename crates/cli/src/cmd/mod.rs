@@ -1,8 +1,11 @@
 //! One module per subcommand; each owns its `Args` and `run`.
 
 pub mod ask;
+pub mod ask_media;
 pub mod batch;
 pub mod bench;
+pub mod bench_llm;
+pub mod bench_whisper;
 pub mod chat;
 pub mod demo;
 pub mod devices;
