@@ -1,16 +1,175 @@
-use crate::NotBuilt;
+//! `percept transcribe`: audio files to text, JSON, SRT or WebVTT.
+
+use anyhow::Context;
+use percept_core::Transcript;
+use percept_whisper::{Options, Task, Whisper};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Txt,
+    Json,
+    Srt,
+    Vtt,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TaskArg {
+    Transcribe,
+    Translate,
+}
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Arguments (this subcommand is not built yet).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    rest: Vec<String>,
+    /// Audio files (wav, mp3, flac, ogg, m4a/aac, aiff, caf).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Model id from the model store, or a model directory.
+    #[arg(long, default_value = "whisper-tiny.en")]
+    pub model: String,
+    #[arg(long, value_enum, default_value = "txt")]
+    pub format: Format,
+    /// Spoken language code (e.g. en, de); detected when omitted on multilingual models.
+    #[arg(long)]
+    pub language: Option<String>,
+    #[arg(long, value_enum, default_value = "transcribe")]
+    pub task: TaskArg,
+    /// Beam width; 1 decodes greedily.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub beam: u16,
+    /// Write FILE_STEM.FORMAT files here instead of printing.
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
+    /// Text that primes the decoder (names, spelling, style).
+    #[arg(long)]
+    pub initial_prompt: Option<String>,
 }
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    Err(NotBuilt {
-        command: "transcribe",
-        issue: "Speech stage",
+pub fn load_model(spec: &str) -> anyhow::Result<Whisper> {
+    let dir = percept_models::locate(spec)
+        .with_context(|| format!("model {spec:?} not found (try `percept models fetch {spec}`)"))?;
+    let device = percept_whisper::Device::Cpu;
+    Whisper::load(&dir, &device).with_context(|| format!("loading model {}", dir.display()))
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let whisper = load_model(&args.model)?;
+    let opts = Options {
+        language: args.language.clone(),
+        task: match args.task {
+            TaskArg::Transcribe => Task::Transcribe,
+            TaskArg::Translate => Task::Translate,
+        },
+        beam_size: args.beam as usize,
+        initial_prompt: args.initial_prompt.clone(),
+        ..Options::default()
+    };
+    if let Some(d) = &args.out_dir {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
-    .into())
+    let mut failed = 0usize;
+    for file in &args.files {
+        let result = whisper
+            .transcribe_file(file, &opts)
+            .map_err(anyhow::Error::from)
+            .and_then(|t| emit(&t, file, &args));
+        if let Err(e) = result {
+            eprintln!("percept: {e:#}");
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} files failed", args.files.len());
+    }
+    Ok(())
+}
+
+fn emit(t: &Transcript, file: &Path, args: &Args) -> anyhow::Result<()> {
+    let body = render(t, args.format)?;
+    match &args.out_dir {
+        Some(dir) => {
+            let ext = match args.format {
+                Format::Txt => "txt",
+                Format::Json => "json",
+                Format::Srt => "srt",
+                Format::Vtt => "vtt",
+            };
+            let stem = file.file_stem().unwrap_or(file.as_os_str());
+            let out = dir.join(Path::new(stem).with_extension(ext));
+            std::fs::write(&out, body).with_context(|| format!("writing {}", out.display()))
+        }
+        None => {
+            print!("{body}");
+            Ok(())
+        }
+    }
+}
+
+pub fn render(t: &Transcript, format: Format) -> anyhow::Result<String> {
+    Ok(match format {
+        Format::Txt => format!("{}\n", t.text),
+        Format::Json => {
+            let segs: Vec<_> = t
+                .segments
+                .iter()
+                .map(|s| {
+                    serde_json::json!({
+                        "start": s.start, "end": s.end, "text": s.text.trim(),
+                        "avg_logprob": s.avg_logprob, "no_speech_prob": s.no_speech_prob,
+                    })
+                })
+                .collect();
+            let v = serde_json::json!({
+                "source": t.source, "language": t.language, "text": t.text, "segments": segs,
+            });
+            format!("{}\n", serde_json::to_string_pretty(&v)?)
+        }
+        Format::Srt => {
+            let mut s = String::new();
+            for (i, seg) in t.segments.iter().enumerate() {
+                s += &format!(
+                    "{}\n{} --> {}\n{}\n\n",
+                    i + 1,
+                    stamp(seg.start, ','),
+                    stamp(seg.end, ','),
+                    seg.text.trim()
+                );
+            }
+            s
+        }
+        Format::Vtt => {
+            let mut s = String::from("WEBVTT\n\n");
+            for seg in &t.segments {
+                s += &format!(
+                    "{} --> {}\n{}\n\n",
+                    stamp(seg.start, '.'),
+                    stamp(seg.end, '.'),
+                    seg.text.trim()
+                );
+            }
+            s
+        }
+    })
+}
+
+fn stamp(secs: f64, sep: char) -> String {
+    let ms = (secs.max(0.0) * 1000.0).round() as u64;
+    format!(
+        "{:02}:{:02}:{:02}{sep}{:03}",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_format_for_srt_and_vtt() {
+        assert_eq!(stamp(3725.5, ','), "01:02:05,500");
+        assert_eq!(stamp(0.02, '.'), "00:00:00.020");
+    }
 }
