@@ -95,6 +95,7 @@ impl WindowDecoder<'_> {
         Ok((best, p))
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub fn decode(
         &self,
         features: &Tensor,

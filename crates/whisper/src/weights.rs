@@ -64,8 +64,8 @@ impl Weights {
         };
         if dims.n_audio_head == 0
             || dims.n_text_head == 0
-            || dims.n_audio_state % dims.n_audio_head != 0
-            || dims.n_text_state % dims.n_text_head != 0
+            || !dims.n_audio_state.is_multiple_of(dims.n_audio_head)
+            || !dims.n_text_state.is_multiple_of(dims.n_text_head)
             || dims.n_audio_layer == 0
             || dims.n_text_layer == 0
         {
