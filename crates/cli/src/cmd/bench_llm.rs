@@ -61,7 +61,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let text = "The history of natural language processing generally started in the 1950s, \
                 although work can be found from earlier periods. ";
     let unit = engine.tokenizer.encode_untrusted(text)?;
-    let prompt: Vec<u32> = unit.iter().cycle().take(args.prompt_tokens).copied().collect();
+    let prompt: Vec<u32> = unit
+        .iter()
+        .cycle()
+        .take(args.prompt_tokens)
+        .copied()
+        .collect();
     anyhow::ensure!(
         args.prompt_tokens + args.gen_tokens < engine.context_length(),
         "prompt + generated tokens exceed the model context of {}",
@@ -102,8 +107,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             engine.model.arch, engine.model.converted_tensors
         );
         println!("load         {load_s:.2} s");
-        println!("prefill      {prefill:.1} tok/s ({} tokens)", args.prompt_tokens);
-        println!("decode       {decode:.1} tok/s ({} tokens)", args.gen_tokens);
+        println!(
+            "prefill      {prefill:.1} tok/s ({} tokens)",
+            args.prompt_tokens
+        );
+        println!(
+            "decode       {decode:.1} tok/s ({} tokens)",
+            args.gen_tokens
+        );
         if let Some(r) = rss {
             println!("peak RSS     {r:.0} MiB");
         }
