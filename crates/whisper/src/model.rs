@@ -294,7 +294,14 @@ impl Whisper {
 
     /// Vocabulary logits of hidden rows (n, d) → (n, vocab), as f32.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        hidden.matmul(&self.embed.t()?)?.to_dtype(DType::F32)
+        // (vocab, d) x (d, n) keeps the big matrix in its stored row-major layout: a strided
+        // transpose of it makes the matmul copy 51864 x d floats per token.
+        let h = hidden.t()?.contiguous()?;
+        self.embed
+            .matmul(&h)?
+            .t()?
+            .contiguous()?
+            .to_dtype(DType::F32)
     }
 }
 

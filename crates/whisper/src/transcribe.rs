@@ -82,6 +82,8 @@ pub struct Timings {
     pub windows: usize,
     pub decode: Duration,
     pub decoded_tokens: usize,
+    /// Decoding attempts at temperature > 0 (fallbacks).
+    pub fallbacks: usize,
     pub audio_secs: f64,
 }
 
@@ -94,6 +96,7 @@ impl Engine {
         language: Option<u32>,
         opts: &Options,
         rng: &mut rand::rngs::StdRng,
+        timings: &mut Timings,
     ) -> Result<WindowResult, WhisperError> {
         let mut result: Option<WindowResult> = None;
         for &t in &opts.temperatures {
@@ -106,6 +109,9 @@ impl Engine {
                 opts.beam_size,
                 rng,
             )?;
+            // Every attempt costs decoder time, fallbacks included.
+            timings.decoded_tokens += r.tokens.len() + 1;
+            timings.fallbacks += usize::from(t > 0.0);
             let mut fallback = r.compression_ratio > opts.compression_ratio_threshold
                 || r.avg_logprob < opts.logprob_threshold;
             if r.no_speech_prob > opts.no_speech_threshold && r.avg_logprob < opts.logprob_threshold
@@ -190,9 +196,9 @@ impl Engine {
                 language,
                 opts,
                 &mut rng,
+                timings,
             )?;
             timings.decode += t2.elapsed();
-            timings.decoded_tokens += r.tokens.len() + 1;
             let skip = r.no_speech_prob > opts.no_speech_threshold
                 && r.avg_logprob <= opts.logprob_threshold;
             let previous_seek = seek;

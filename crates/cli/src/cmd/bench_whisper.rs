@@ -59,6 +59,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "encoder_ms_per_window": per_window,
         "decode_s": tm.decode.as_secs_f64(),
         "decoded_tokens": tm.decoded_tokens,
+        "fallbacks": tm.fallbacks,
         "decode_ms_per_token": per_token,
         "total_s": total_s,
         "real_time_factor": rtf,
