@@ -88,6 +88,7 @@ pub struct Timings {
 }
 
 impl Engine {
+    #[allow(clippy::too_many_arguments)]
     fn decode_with_fallback(
         &self,
         dec: &WindowDecoder,
