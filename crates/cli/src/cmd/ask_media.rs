@@ -5,7 +5,7 @@
 //! stage, whose deltas stream to stdout while it decodes.
 
 use super::ask::LlmArgs;
-use super::tag::{cache_dir, load_clip, missing_weights_line};
+use super::tag::{cache_dir, facts_only, load_clip, missing_weights_line};
 use anyhow::{bail, Context};
 use percept_clip::labels::{parse_vocabulary, BUNDLED_LABELS};
 use percept_clip::{LabelSet, VisionStage, TEMPLATES};
@@ -192,15 +192,6 @@ fn item_error(stage: &str, e: impl std::fmt::Display) -> ItemError {
     ItemError {
         stage: stage.to_string(),
         message: e.to_string(),
-    }
-}
-
-fn facts_only(image: &DecodedImage) -> VisionContext {
-    VisionContext {
-        source: image.source.clone(),
-        tags: Vec::new(),
-        facts: image.facts.clone(),
-        embedding: None,
     }
 }
 

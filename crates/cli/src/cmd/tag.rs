@@ -131,7 +131,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn facts_only(image: &DecodedImage) -> VisionContext {
+pub(crate) fn facts_only(image: &DecodedImage) -> VisionContext {
     VisionContext {
         source: image.source.clone(),
         tags: Vec::new(),
