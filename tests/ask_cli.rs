@@ -131,3 +131,38 @@ fn a_named_pipeline_picks_its_models() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown pipeline `nope`"));
 }
+
+#[test]
+fn ctrl_c_stops_the_answer_and_exits_cleanly() {
+    use std::time::{Duration, Instant};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_percept"))
+        .args([
+            "ask",
+            "--image",
+            "assets/images/coffee.png",
+            "--max-tokens",
+            "6000",
+            "--json",
+        ])
+        .arg("Count from 1 to 5000, one number per line, and nothing else.")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_secs(5));
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let start = Instant::now();
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "did not stop promptly"
+    );
+    let v = json(&out);
+    assert_eq!(v["finish"], "cancelled", "{v}");
+    assert!(v["completion_tokens"].as_u64().unwrap_or(0) < 6000);
+}

@@ -18,6 +18,8 @@ use percept_media::image::{decode_image_file, ImageOptions};
 use percept_whisper::{Device, Options, SpeechStage, Whisper};
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 pub const DEFAULT_WHISPER: &str = "whisper-tiny.en";
 
@@ -111,6 +113,16 @@ pub fn run(
         image_rx,
     );
     let answers = pipeline.add(LlmStage::new(engine), llm_rx);
+    // Ctrl-C: accept no new items and stop the answer being decoded; what is done so far prints.
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        let (cancel, shutdown) = (cancel.clone(), pipeline.shutdown());
+        ctrlc::set_handler(move || {
+            cancel.store(true, Ordering::SeqCst);
+            shutdown.trigger();
+        })
+        .context("installing the Ctrl-C handler")?;
+    }
 
     let mut result = MediaResult::default();
     if let Some(path) = &media.audio {
@@ -154,6 +166,7 @@ pub fn run(
     let mut request = LlmRequest::new(prompt);
     request.params = llm.gen_params();
     request.events = Some(tx);
+    request.cancel = Some(cancel);
     llm_in.send(request)?;
     drop(llm_in);
     let mut out = std::io::stdout().lock();
