@@ -135,7 +135,7 @@ fn a_named_pipeline_picks_its_models() {
 #[test]
 fn ctrl_c_stops_the_answer_and_exits_cleanly() {
     use std::time::{Duration, Instant};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_percept"))
+    let child = Command::new(env!("CARGO_BIN_EXE_percept"))
         .args([
             "ask",
             "--image",
