@@ -12,11 +12,14 @@ enum Stage {
     Whisper(super::bench_whisper::Args),
     /// LLM: load, prefill and decode tokens/s, peak RSS.
     Llm(super::bench_llm::Args),
+    /// CLIP image tower: images/s, ms per image, preprocessing share, peak RSS.
+    Clip(super::bench_clip::Args),
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.stage {
         Stage::Whisper(a) => super::bench_whisper::run(a),
         Stage::Llm(a) => super::bench_llm::run(a),
+        Stage::Clip(a) => super::bench_clip::run(a),
     }
 }

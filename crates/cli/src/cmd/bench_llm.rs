@@ -1,5 +1,6 @@
 //! `percept bench llm`: load time, prefill and decode speed, peak memory of the text LLM.
 
+use super::bench_util;
 use anyhow::Context;
 use percept_llm::{Engine, LoadOptions, DEFAULT_MODEL};
 use std::time::Instant;
@@ -21,18 +22,6 @@ pub struct Args {
     pub no_convert: bool,
     #[arg(long)]
     pub json: bool,
-}
-
-fn peak_rss_mib() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn argmax(xs: &[f32]) -> u32 {
@@ -85,8 +74,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         decode.push(args.gen_tokens as f64 / t.elapsed().as_secs_f64());
     }
-    let (prefill, decode) = (median(prefill), median(decode));
-    let rss = peak_rss_mib();
+    let (prefill, decode) = (bench_util::median(prefill), bench_util::median(decode));
+    let rss = bench_util::peak_rss_mib();
     if args.json {
         let v = serde_json::json!({
             "model": engine.path.display().to_string(),

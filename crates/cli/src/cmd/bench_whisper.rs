@@ -22,16 +22,7 @@ pub struct Args {
 
 /// Peak resident set size of this process in MB (Linux; 0 elsewhere).
 fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
+    super::bench_util::peak_rss_mib().unwrap_or(0.0)
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
