@@ -23,7 +23,7 @@ pub use error::{LlmError, Result};
 pub use gguf::{resolve_model, GgufFile, Meta};
 pub use model::{LoadOptions, Model};
 pub use prompt::{build_prompt, BuiltPrompt, DATA_INSTRUCTION};
-pub use sampling::{Sampler, SamplingParams};
+pub use sampling::{argmax, Sampler, SamplingParams};
 pub use stage::{answer, LlmRequest, LlmStage};
 pub use stream::DeltaStream;
 pub use template::{ChatTemplate, Message};

@@ -61,7 +61,8 @@ pub struct Sampler {
     rng: StdRng,
 }
 
-fn argmax(xs: &[f32]) -> u32 {
+/// Index of the largest logit (the first one on ties): greedy decoding.
+pub fn argmax(xs: &[f32]) -> u32 {
     let mut best = 0;
     for (i, &x) in xs.iter().enumerate() {
         if x > xs[best] {

@@ -2,7 +2,7 @@
 
 use super::bench_util;
 use anyhow::Context;
-use percept_llm::{Engine, LoadOptions, DEFAULT_MODEL};
+use percept_llm::{argmax, Engine, LoadOptions, DEFAULT_MODEL};
 use std::time::Instant;
 
 #[derive(Debug, clap::Args)]
@@ -22,16 +22,6 @@ pub struct Args {
     pub no_convert: bool,
     #[arg(long)]
     pub json: bool,
-}
-
-fn argmax(xs: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &x) in xs.iter().enumerate() {
-        if x > xs[best] {
-            best = i;
-        }
-    }
-    best as u32
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
