@@ -1,8 +1,8 @@
 //! `percept embed`: unit-length CLIP image embeddings as JSON lines.
 
-use super::tag::{load_clip, missing_weights_line};
+use super::tag::{decode_each, load_clip, missing_weights_line};
 use anyhow::Context;
-use percept_media::image::{decode_image_file, ImageOptions};
+use percept_media::image::ImageOptions;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -30,15 +30,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let opts = ImageOptions::default();
     let mut failed = 0;
-    for path in &args.images {
-        let image = match decode_image_file(path, &opts) {
-            Ok(i) => i,
-            Err(e) => {
-                eprintln!("percept: {e}");
-                failed += 1;
-                continue;
-            }
-        };
+    for image in decode_each(&args.images, &opts, &mut failed) {
         let emb = clip.embed_images(&[&image])?.pop().unwrap_or_default();
         let line = serde_json::json!({ "source": image.source, "embedding": emb });
         writeln!(out, "{line}")?;

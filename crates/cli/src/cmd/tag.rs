@@ -104,15 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ..ImageOptions::default()
     };
     let mut failed = 0;
-    for path in &args.images {
-        let image = match decode_image_file(path, &opts) {
-            Ok(i) => i,
-            Err(e) => {
-                eprintln!("percept: {e}");
-                failed += 1;
-                continue;
-            }
-        };
+    for image in decode_each(&args.images, &opts, &mut failed) {
         let ctx = match &stage {
             Some(s) => s.describe(&image)?,
             None => facts_only(&image),
@@ -129,6 +121,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.images.len()
     );
     Ok(())
+}
+
+/// Decodes each image, printing the error for (and counting) each one that fails, so one
+/// bad file never stops the others.
+pub(crate) fn decode_each<'a>(
+    paths: &'a [PathBuf],
+    opts: &'a ImageOptions,
+    failed: &'a mut usize,
+) -> impl Iterator<Item = DecodedImage> + 'a {
+    paths
+        .iter()
+        .filter_map(move |path| match decode_image_file(path, opts) {
+            Ok(image) => Some(image),
+            Err(e) => {
+                eprintln!("percept: {e}");
+                *failed += 1;
+                None
+            }
+        })
 }
 
 pub(crate) fn facts_only(image: &DecodedImage) -> VisionContext {
