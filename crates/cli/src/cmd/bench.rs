@@ -14,6 +14,10 @@ enum Stage {
     Llm(super::bench_llm::Args),
     /// CLIP image tower: images/s, ms per image, preprocessing share, peak RSS.
     Clip(super::bench_clip::Args),
+    /// A batch pipelined and strictly sequential in one run: ratio, busy time, CPU use.
+    Pipeline(super::bench_pipeline::Args),
+    /// Live path: time from the end of an utterance to the first answer token.
+    Listen(super::bench_listen::Args),
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -21,5 +25,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Stage::Whisper(a) => super::bench_whisper::run(a),
         Stage::Llm(a) => super::bench_llm::run(a),
         Stage::Clip(a) => super::bench_clip::run(a),
+        Stage::Pipeline(a) => super::bench_pipeline::run(a),
+        Stage::Listen(a) => super::bench_listen::run(a),
     }
 }

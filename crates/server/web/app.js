@@ -1,0 +1,1 @@
+/* percept page script */
