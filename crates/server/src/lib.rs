@@ -1,0 +1,1 @@
+//! percept-server: the pipeline as a long-running HTTP service (being built).
