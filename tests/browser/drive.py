@@ -7,7 +7,7 @@ needs nothing beyond the standard library. The page's own signal, body[data-stat
 "done" or "error", says when the answer has finished.
 
     drive.py --url http://127.0.0.1:PORT/ --audio speech-48k.wav --record-ms 4000 \
-             --screenshot out.png [--image photo.png] [--question TEXT] [--timeout 120]
+             --screenshot out.png [--image photo.png] [--question TEXT] [--max-tokens N] [--timeout 120]
 """
 import argparse
 import base64
@@ -128,6 +128,7 @@ def main():
     ap.add_argument("--record-ms", type=int, default=0, help="record this long, then send")
     ap.add_argument("--image", help="image file to put in the page's file picker")
     ap.add_argument("--question", help="text typed into the question box")
+    ap.add_argument("--max-tokens", type=int, help="set the page's max tokens setting")
     ap.add_argument("--screenshot", help="write a PNG of the page here")
     ap.add_argument("--timeout", type=float, default=120)
     a = ap.parse_args()
@@ -171,6 +172,8 @@ def main():
                          session=s)
             js("new Promise(r => { const t = () => document.getElementById('preview').hidden"
                " ? setTimeout(t, 50) : r(true); t(); })")
+        if a.max_tokens:
+            js(f"document.getElementById('max-tokens').value = {a.max_tokens}")
         if a.question:
             js(f"document.getElementById('question').value = {json.dumps(a.question)}")
         t0 = time.monotonic()

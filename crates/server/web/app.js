@@ -61,7 +61,10 @@ async function loadModels() {
   try {
     const resp = await fetch("/v1/models", { headers: authHeaders() });
     if (!resp.ok) throw new Error(await errorText(resp));
-    const list = (await resp.json()).data || [];
+    const all = (await resp.json()).data || [];
+    // Chat needs the LLM's id; the speech and vision models are listed too.
+    const chatModels = all.filter((m) => !/whisper|clip/i.test(m.id));
+    const list = chatModels.length ? chatModels : all;
     select.replaceChildren(...list.map((m) => new Option(m.id, m.id)));
     const saved = localStorage.getItem("percept.model");
     if (saved && list.some((m) => m.id === saved)) select.value = saved;

@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Load client for benches/server_load.sh (standard library only): requests/s and p50/p99
+latency of `percept serve` for transcriptions and short chat answers at several concurrencies.
+
+    server_load.py URL --audio assets/audio/jfk.wav [--requests 8] [--concurrency 1,2,4]
+                   [--max-tokens 16] [--prompt TEXT] [--json]
+"""
+import argparse
+import json
+import statistics
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+
+def post(url, body, ctype):
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": ctype}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=300) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def model_ids(base):
+    with urllib.request.urlopen(f"{base}/v1/models", timeout=30) as resp:
+        ids = [m["id"] for m in json.loads(resp.read())["data"]]
+    whisper = next((m for m in ids if "whisper" in m), "whisper-1")
+    llm = next((m for m in ids if "whisper" not in m and "clip" not in m), None)
+    return whisper, llm
+
+
+def transcription(base, audio, model):
+    boundary = uuid.uuid4().hex
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\n{model}\r\n'.encode(),
+        f'--{boundary}\r\nContent-Disposition: form-data; name="response_format"\r\n\r\njson\r\n'.encode(),
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="speech.wav"\r\n'
+        f"Content-Type: audio/wav\r\n\r\n".encode() + audio + b"\r\n",
+        f"--{boundary}--\r\n".encode(),
+    ]
+    body = b"".join(parts)
+    ctype = f"multipart/form-data; boundary={boundary}"
+
+    def send():
+        status, data = post(f"{base}/v1/audio/transcriptions", body, ctype)
+        if status == 200 and "text" not in json.loads(data):
+            raise RuntimeError(f"transcription without text: {data[:200]!r}")
+        return status
+
+    return send
+
+
+def chat(base, prompt, max_tokens, model):
+    req = {"messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens, "temperature": 0}
+    if model:
+        req["model"] = model
+    body = json.dumps(req).encode()
+
+    def send():
+        status, data = post(f"{base}/v1/chat/completions", body, "application/json")
+        if status == 200 and not json.loads(data)["choices"][0]["message"]["content"]:
+            raise RuntimeError(f"chat without an answer: {data[:200]!r}")
+        return status
+
+    return send
+
+
+def run(send, requests, concurrency):
+    """`requests` calls spread over `concurrency` threads; latency of each, wall time of all."""
+    lock = threading.Lock()
+    todo = list(range(requests))
+    latencies, statuses = [], []
+
+    def worker():
+        while True:
+            with lock:
+                if not todo:
+                    return
+                todo.pop()
+            t = time.perf_counter()
+            status = send()
+            dt = time.perf_counter() - t
+            with lock:
+                statuses.append(status)
+                if status == 200:
+                    latencies.append(dt)
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    wall = time.perf_counter() - t0
+    latencies.sort()
+
+    def pct(p):
+        return latencies[min(len(latencies) - 1, int(round(p / 100 * (len(latencies) - 1))))] if latencies else None
+
+    return {"concurrency": concurrency, "requests": requests, "ok": len(latencies),
+            "rejected": sum(1 for s in statuses if s == 429),
+            "errors": sum(1 for s in statuses if s not in (200, 429)),
+            "req_per_s": len(latencies) / wall, "p50_s": pct(50), "p99_s": pct(99),
+            "mean_s": statistics.fmean(latencies) if latencies else None}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("url")
+    ap.add_argument("--audio", required=True)
+    ap.add_argument("--requests", type=int, default=8)
+    ap.add_argument("--concurrency", default="1,2,4")
+    ap.add_argument("--max-tokens", type=int, default=16)
+    ap.add_argument("--prompt", default="Write one sentence about the sea.")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    base = a.url.rstrip("/")
+    with open(a.audio, "rb") as f:
+        audio = f.read()
+    whisper, llm = model_ids(base)
+    work = {"transcription": transcription(base, audio, whisper), "chat": chat(base, a.prompt, a.max_tokens, llm)}
+    rows = []
+    for name, send in work.items():
+        send()  # warm-up: first-call allocations are not what a steady server pays
+        for c in (int(x) for x in a.concurrency.split(",")):
+            rows.append({"work": name, **run(send, max(a.requests, c), c)})
+    if a.json:
+        print(json.dumps(rows))
+        return
+    print(f"{'work':<14}{'clients':>8}{'ok':>5}{'429':>5}{'err':>5}{'req/s':>8}{'p50 s':>8}{'p99 s':>8}")
+    for r in rows:
+        fmt = lambda v: f"{v:8.2f}" if v is not None else f"{'-':>8}"  # noqa: E731
+        print(f"{r['work']:<14}{r['concurrency']:>8}{r['ok']:>5}{r['rejected']:>5}{r['errors']:>5}"
+              f"{fmt(r['req_per_s'])}{fmt(r['p50_s'])}{fmt(r['p99_s'])}")
+
+
+if __name__ == "__main__":
+    main()
