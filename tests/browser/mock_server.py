@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A stand-in for `percept serve` that only speaks the page's side of the contract, to work on
 the page without models: serves crates/server/web/*, lists one model, and answers a streamed
-chat by describing what it received. A received WAV is saved (--save-audio) for inspection.
+chat by describing what it received. Questions `/429` and `/broken` answer with a full
+queue and a mid-stream error. A received WAV is saved (--save-audio) for inspection.
 
     mock_server.py [--port 8089] [--save-audio /tmp/page.wav]
 """
@@ -56,12 +57,22 @@ class Handler(BaseHTTPRequestHandler):
                 images.append({"source": "image 1", "facts": {"width": 640, "height": 480, "format": "png",
                                "extra": {"camera": None}}, "tags": [{"label": "a cat", "score": 0.71},
                                                                     {"label": "a dog", "score": 0.12}]})
+        if said == ["/429"]:  # to see how the page shows a full queue
+            self.send_response(429)
+            self.send_header("Retry-After", "2")
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"error":{"message":"the work queue is full (2 requests)","type":"rate_limit"}}')
+            return
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
         first = {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"role": "assistant"}}],
                  "percept": {"transcript": transcript, "images": images}}
         self.event(json.dumps(first))
+        if said == ["/broken"]:  # an error after the stream started
+            self.event(json.dumps({"error": {"message": "llm: the model failed", "type": "server_error"}}))
+            return
         for word in f"You asked: {' '.join(said) or '(nothing typed)'}".split():
             time.sleep(0.05)
             self.event(json.dumps({"choices": [{"index": 0, "delta": {"content": word + " "}}]}))

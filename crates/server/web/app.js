@@ -21,7 +21,7 @@ function setState(state, message) {
 }
 
 function showError(message) {
-  $("error").textContent = message;
+  $("error").textContent = message.charAt(0).toUpperCase() + message.slice(1);
   $("error").hidden = false;
   setState("error", "Failed.");
 }
