@@ -1,0 +1,260 @@
+//! `POST /v1/chat/completions`: media through the speech and vision stages (at the same
+//! time), then the LLM stage; one JSON answer or an SSE stream of chunks.
+
+use crate::chat_input::{self, ChatRequest, Stop};
+use crate::error::ApiError;
+use crate::state::{AppState, CancelGuard};
+use crate::vision::{VisionOut, VisionWork};
+use crate::workers::{recv, LlmJob};
+use crate::{json, prompt, stream};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use percept_core::{AnswerEvent, FinishReason, Transcript, VisionContext};
+use percept_llm::{GenParams, Generation};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+/// A generation that has been queued, with what the response needs around it.
+pub struct Queued {
+    pub id: String,
+    pub created: u64,
+    pub model: String,
+    pub include_usage: bool,
+    /// The `percept` extension: transcript and image contexts.
+    pub extension: Value,
+    pub events: mpsc::UnboundedReceiver<AnswerEvent>,
+    pub reply: oneshot::Receiver<Result<Generation, ApiError>>,
+}
+
+pub async fn completions(
+    State(st): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let guard = st.track();
+    let deadline = Instant::now() + st.config.timeout;
+    let secs = st.config.timeout.as_secs();
+    let queued = match tokio::time::timeout_at(deadline, queue(&st, body, &guard)).await {
+        Err(_) => return ApiError::timeout(secs).into_response(),
+        Ok(Err(e)) => return e.into_response(),
+        Ok(Ok(q)) => q,
+    };
+    let (queued, streaming) = queued;
+    if streaming {
+        return stream::respond(queued, guard, deadline, secs);
+    }
+    let Queued {
+        id,
+        created,
+        model,
+        extension,
+        reply,
+        ..
+    } = queued;
+    let generation = match tokio::time::timeout_at(deadline, recv(reply, "llm")).await {
+        Err(_) => return ApiError::timeout(secs).into_response(),
+        Ok(Err(e)) => return e.into_response(),
+        Ok(Ok(g)) => g,
+    };
+    drop(guard);
+    axum::Json(json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": generation.text},
+            "logprobs": null,
+            "finish_reason": finish_reason(generation.finish),
+        }],
+        "usage": usage(generation.prompt_tokens, generation.completion_tokens),
+        "system_fingerprint": null,
+        "percept": extension,
+    }))
+    .into_response()
+}
+
+/// Parses and checks the request, runs the media stages and queues the generation.
+async fn queue(
+    st: &Arc<AppState>,
+    body: Result<Bytes, BytesRejection>,
+    guard: &CancelGuard,
+) -> Result<(Queued, bool), ApiError> {
+    let bytes = json::body(body, st.config.max_body_bytes)?;
+    let req: ChatRequest = json::parse(&bytes)?;
+    let workers = st.workers()?;
+    if let Some(m) = &req.model {
+        if m != &workers.llm_id {
+            return Err(ApiError::unknown_model(
+                "model",
+                m,
+                std::slice::from_ref(&workers.llm_id),
+            ));
+        }
+    }
+    let params = gen_params(&req, &st.config.defaults)?;
+    let streaming = req.stream;
+    let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
+    let mut inputs = chat_input::split(req.messages, &st.policy)?;
+    let permit = st.admit()?;
+
+    // Speech and vision are separate stage threads: both run at once.
+    let audio = std::mem::take(&mut inputs.audio);
+    let images = std::mem::take(&mut inputs.images);
+    let speech = async {
+        if audio.is_empty() {
+            return Ok(Vec::new());
+        }
+        workers
+            .transcribe(audio, percept_whisper::Options::default(), permit.clone())
+            .await
+    };
+    let vision = async {
+        if images.is_empty() {
+            return Ok(Vec::new());
+        }
+        match workers
+            .vision(VisionWork::Describe(images), permit.clone())
+            .await?
+        {
+            VisionOut::Contexts(c) => Ok(c),
+            VisionOut::Embeddings(_) => {
+                Err(ApiError::internal("vision stage answered the wrong job"))
+            }
+        }
+    };
+    let (transcripts, contexts) = tokio::join!(speech, vision);
+    let (transcripts, contexts): (Vec<Transcript>, Vec<VisionContext>) = (transcripts?, contexts?);
+    let prompt = prompt::build(
+        &inputs,
+        &transcripts,
+        &contexts,
+        st.config.system.as_deref(),
+    );
+    if prompt
+        .question
+        .as_ref()
+        .is_none_or(|q| q.text.trim().is_empty())
+        && contexts.is_empty()
+    {
+        return Err(ApiError::invalid(
+            "messages",
+            "nothing to answer: the audio held no speech and there is no text",
+        ));
+    }
+
+    let (tx, events) = mpsc::unbounded_channel();
+    let (reply_tx, reply) = oneshot::channel();
+    workers.generate(LlmJob {
+        prompt,
+        params,
+        events: streaming.then_some(tx),
+        cancel: guard.flag.clone(),
+        reply: reply_tx,
+        permit,
+    })?;
+    let transcript = (!transcripts.is_empty()).then(|| {
+        transcripts
+            .iter()
+            .map(|t| t.text.trim())
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok((
+        Queued {
+            id: next_id(),
+            created: now(),
+            model: workers.llm_id.clone(),
+            include_usage,
+            extension: json!({"transcript": transcript, "images": contexts}),
+            events,
+            reply,
+        },
+        streaming,
+    ))
+}
+
+fn gen_params(req: &ChatRequest, defaults: &GenParams) -> Result<GenParams, ApiError> {
+    let mut p = defaults.clone();
+    if let Some(t) = req.temperature {
+        if !(0.0..=2.0).contains(&t) {
+            return Err(ApiError::invalid("temperature", "must be between 0 and 2"));
+        }
+        p.sampling.temperature = t;
+    }
+    if let Some(t) = req.top_p {
+        if !(t > 0.0 && t <= 1.0) {
+            return Err(ApiError::invalid(
+                "top_p",
+                "must be greater than 0 and at most 1",
+            ));
+        }
+        p.sampling.top_p = t;
+    }
+    let (field, max) = match (req.max_completion_tokens, req.max_tokens) {
+        (Some(m), _) => ("max_completion_tokens", Some(m)),
+        (None, m) => ("max_tokens", m),
+    };
+    if let Some(m) = max {
+        if m == 0 {
+            return Err(ApiError::invalid(field, "must be at least 1"));
+        }
+        p.max_tokens = m as usize;
+    }
+    if let Some(s) = req.seed {
+        p.sampling.seed = s;
+    }
+    match &req.stop {
+        None => {}
+        Some(Stop::One(s)) => p.stop = vec![s.clone()],
+        Some(Stop::Many(v)) if v.len() > 4 => {
+            return Err(ApiError::invalid("stop", "at most 4 stop sequences"));
+        }
+        Some(Stop::Many(v)) => p.stop = v.clone(),
+    }
+    if req.n.is_some_and(|n| n != 1) {
+        return Err(ApiError::invalid("n", "only n=1 is supported"));
+    }
+    Ok(p)
+}
+
+pub fn finish_reason(f: FinishReason) -> &'static str {
+    match f {
+        FinishReason::Stop => "stop",
+        FinishReason::Length => "length",
+        FinishReason::Cancelled => "cancelled",
+    }
+}
+
+pub fn usage(prompt: usize, completion: usize) -> Value {
+    json!({
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    })
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn next_id() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    format!(
+        "chatcmpl-{nanos:x}{:04x}",
+        N.fetch_add(1, Ordering::Relaxed) & 0xffff
+    )
+}
