@@ -26,9 +26,10 @@ def post(url, body, ctype):
 
 def model_ids(base):
     with urllib.request.urlopen(f"{base}/v1/models", timeout=30) as resp:
-        ids = [m["id"] for m in json.loads(resp.read())["data"]]
-    whisper = next((m for m in ids if "whisper" in m), "whisper-1")
-    llm = next((m for m in ids if "whisper" not in m and "clip" not in m), None)
+        listed = json.loads(resp.read())["data"]
+    kind = {m["id"]: (m.get("percept") or {}).get("kind") for m in listed}
+    whisper = next((m for m, k in kind.items() if k == "speech"), "whisper-1")
+    llm = next((m for m, k in kind.items() if k == "llm"), None)
     return whisper, llm
 
 

@@ -35,10 +35,14 @@ def main():
                            max_retries=0, timeout=120)
     summary = {"openai": openai.__version__}
 
-    models = [m.id for m in client.models.list().data]
+    listed = client.models.list().data
+    models = [m.id for m in listed]
     check(models, "GET /v1/models listed no models")
-    whisper = next((m for m in models if "whisper" in m), None)
-    llm = next((m for m in models if "whisper" not in m and "clip" not in m), models[0])
+    # percept tags each model with its kind (llm, speech, ...) in an extension field.
+    kind = {m.id: ((m.model_extra or {}).get("percept") or {}).get("kind") for m in listed}
+    whisper = next((m for m in models if kind[m] == "speech"), None)
+    llm = next((m for m in models if kind[m] == "llm"), None)
+    check(llm and whisper, f"no llm and speech model among {kind}")
     summary["models"] = models
 
     mime = mimetypes.guess_type(a.image)[0] or "image/png"

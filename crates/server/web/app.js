@@ -63,7 +63,8 @@ async function loadModels() {
     if (!resp.ok) throw new Error(await errorText(resp));
     const all = (await resp.json()).data || [];
     // Chat needs the LLM's id; the speech and vision models are listed too.
-    const chatModels = all.filter((m) => !/whisper|clip/i.test(m.id));
+    const chatModels = all.filter((m) =>
+      m.percept?.kind ? m.percept.kind === "llm" : !/whisper|clip/i.test(m.id));
     const list = chatModels.length ? chatModels : all;
     select.replaceChildren(...list.map((m) => new Option(m.id, m.id)));
     const saved = localStorage.getItem("percept.model");

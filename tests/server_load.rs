@@ -1,0 +1,108 @@
+//! A bounded load on loopback at 4x the queue capacity: `--queue 2` and 8 clients sending
+//! 2 short chats each at once. The server must stay up, answer every request with 200 (done) or
+//! 429 (queue full, try later) and nothing else, still be healthy afterwards, and keep its
+//! peak RSS (VmHWM) under PEAK_RSS_MIB.
+
+mod server_support;
+
+use server_support::Server;
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+const QUEUE: usize = 2;
+const CLIENTS: usize = 4 * QUEUE;
+const PER_CLIENT: usize = 2;
+/// whisper-tiny.en plus SmolLM2-135M (re-encoded Q8_0) take about 350 MiB loaded; two
+/// requests' activations and the HTTP buffers stay well under the rest of this bound.
+const PEAK_RSS_MIB: f64 = 1024.0;
+
+fn chat(client: &reqwest::blocking::Client, url: &str, i: usize) -> Result<u16, String> {
+    let body = serde_json::json!({
+        "messages": [{"role": "user", "content": format!("Say a number bigger than {i}.")}],
+        "max_tokens": 4,
+    });
+    let resp = client
+        .post(format!("{url}/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .map_err(|e| format!("request {i}: {e}"))?;
+    let status = resp.status().as_u16();
+    let text = resp.text().map_err(|e| format!("request {i} body: {e}"))?;
+    if status == 200 {
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("request {i}: {e}: {text}"))?;
+        if v["choices"][0]["message"]["content"].as_str().is_none() {
+            return Err(format!("request {i}: 200 without an answer: {text}"));
+        }
+    }
+    Ok(status)
+}
+
+#[test]
+fn four_times_the_queue_gets_200_or_429_and_the_server_stays_up() {
+    let mut server = Server::start(&["--queue", &QUEUE.to_string()]);
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .expect("http client");
+    let start = Arc::new(Barrier::new(CLIENTS));
+    let handles: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let (client, url, start) = (client.clone(), server.url.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                (0..PER_CLIENT)
+                    .map(|k| chat(&client, &url, c * PER_CLIENT + k))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let results: Vec<Result<u16, String>> = handles
+        .into_iter()
+        .flat_map(|h| h.join().expect("client thread"))
+        .collect();
+
+    assert!(
+        server.alive(),
+        "the server died under load:\n{}",
+        server.stderr()
+    );
+    let statuses: Vec<u16> = results
+        .iter()
+        .map(|r| match r {
+            Ok(s) => *s,
+            Err(e) => panic!("{e}\nserver stderr:\n{}", server.stderr()),
+        })
+        .collect();
+    assert_eq!(statuses.len(), CLIENTS * PER_CLIENT);
+    let ok = statuses.iter().filter(|&&s| s == 200).count();
+    let busy = statuses.iter().filter(|&&s| s == 429).count();
+    assert_eq!(
+        ok + busy,
+        statuses.len(),
+        "statuses other than 200/429: {statuses:?}"
+    );
+    assert!(ok >= 1, "no request was answered: {statuses:?}");
+    assert!(
+        busy >= 1,
+        "{CLIENTS} at once never filled a queue of {QUEUE}: {statuses:?}"
+    );
+
+    assert_eq!(
+        server.get_status("/health"),
+        Some(200),
+        "unhealthy after the load"
+    );
+    assert_eq!(
+        chat(&client, &server.url, 999),
+        Ok(200),
+        "not answering after the load"
+    );
+
+    let peak = server.peak_rss_mib();
+    eprintln!("load: {ok} answered, {busy} refused with 429, peak RSS {peak:.0} MiB");
+    assert!(
+        peak < PEAK_RSS_MIB,
+        "peak RSS {peak:.0} MiB over {PEAK_RSS_MIB} MiB"
+    );
+}

@@ -1,0 +1,40 @@
+//! The official `openai` Python client (tests/openai_client.py) against the real `percept serve`:
+//! models list, chat with an image, streamed chat, transcription of assets/audio/jfk.wav.
+//! Needs python3 with `openai` installed; fails (does not skip) when it is missing.
+
+mod server_support;
+
+use server_support::{require_program, root, Server};
+use std::process::Command;
+
+#[test]
+fn the_openai_python_client_chats_streams_and_transcribes() {
+    require_program(
+        "python3",
+        &["-c", "import openai"],
+        "python3 with the `openai` package (python3 -m pip install openai)",
+    );
+    let server = Server::start(&["--queue", "4"]);
+    let out = Command::new("python3")
+        .arg(root().join("tests/openai_client.py"))
+        .arg(&server.url)
+        .args(["--image", "assets/images/coffee.png"])
+        .args(["--audio", "assets/audio/jfk.wav"])
+        .args(["--max-tokens", "12"])
+        .current_dir(root())
+        .output()
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "openai_client.py failed:\n{}\n{}\nserver stderr:\n{}",
+        stdout,
+        String::from_utf8_lossy(&out.stderr),
+        server.stderr()
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.trim()).expect("one JSON summary line");
+    let transcript = summary["transcript"].as_str().unwrap_or_default();
+    assert!(transcript.to_lowercase().contains("country"), "{summary}");
+    assert!(!summary["streamed"].as_str().unwrap_or_default().is_empty());
+}

@@ -1,0 +1,154 @@
+//! A real `percept serve` child for the server's client-side tests (browser, OpenAI client, load).
+//!
+//! It listens on a free loopback port, loads the small default models, and is killed on drop.
+#![allow(dead_code)] // each test file uses a different part
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const WHISPER: &str = "whisper-tiny.en";
+pub const LLM: &str = "smollm2-135m-instruct";
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The model directories the server will load; a missing one fails the test with the fix.
+pub fn require_models() {
+    for id in [WHISPER, LLM] {
+        if let Err(e) = percept_models::locate(id) {
+            panic!("model {id} is missing ({e}); run `percept models fetch` first");
+        }
+    }
+}
+
+pub struct Server {
+    child: Child,
+    pub url: String,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts `percept serve` with the test models and `extra` flags, and waits for its
+    /// `percept: listening on http://…` line.
+    pub fn start(extra: &[&str]) -> Server {
+        require_models();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_percept"))
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(["--model", LLM, "--whisper", WHISPER])
+            .args(extra)
+            .current_dir(root())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn percept serve");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let pipe = child.stderr.take().expect("stderr piped");
+        let log = stderr.clone();
+        std::thread::spawn(move || {
+            // Keep draining so the server never blocks on a full stderr pipe.
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("percept: listening on ") {
+                    let _ = tx.send(url.trim().to_string());
+                }
+                if let Ok(mut s) = log.lock() {
+                    s.push_str(&line);
+                    s.push('\n');
+                }
+            }
+        });
+        let url = match rx.recv_timeout(Duration::from_secs(90)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                std::thread::sleep(Duration::from_millis(200));
+                panic!(
+                    "percept serve did not print its listening line in 90 s; stderr:\n{}",
+                    stderr.lock().map(|s| s.clone()).unwrap_or_default()
+                );
+            }
+        };
+        let server = Server { child, url, stderr };
+        server.wait_healthy();
+        server
+    }
+
+    /// The server may listen before its models are loaded (GET /health says 503 "loading").
+    fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            match self.get_status("/health") {
+                Some(200) => return,
+                _ if Instant::now() > deadline => panic!(
+                    "percept serve was not healthy within 90 s; stderr:\n{}",
+                    self.stderr()
+                ),
+                _ => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    /// The HTTP status of a GET, or None when the connection fails.
+    pub fn get_status(&self, path: &str) -> Option<u16> {
+        let addr = self.url.strip_prefix("http://")?;
+        let mut conn = TcpStream::connect(addr).ok()?;
+        conn.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        write!(conn, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+        let mut head = String::new();
+        BufReader::new(conn).read_line(&mut head).ok()?;
+        head.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the server wrote to stderr so far (for failure messages).
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Peak resident memory of the server process so far, in MiB (VmHWM).
+    pub fn peak_rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc/<pid>/status");
+        let kb: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM line");
+        kb / 1024.0
+    }
+
+    /// Whether the server process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Fails the test with the install line when a helper program is missing.
+pub fn require_program(program: &str, probe: &[&str], install: &str) {
+    let ok = Command::new(program)
+        .args(probe)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "`{program}` is required for this test: {install}");
+}
