@@ -1,5 +1,6 @@
 //! The `percept` command line. Only this crate prints; libraries return values and errors.
 
+mod batch;
 mod cmd;
 mod not_built;
 mod pipelines;

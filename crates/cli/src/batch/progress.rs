@@ -1,0 +1,79 @@
+//! Progress on stderr: an indicatif bar on a terminal, one plain line per file otherwise
+//! (logs and CI keep a readable record).
+
+use super::stages::StageCounts;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::cell::Cell;
+use std::io::IsTerminal;
+use std::time::Instant;
+
+pub enum Progress {
+    Bar(ProgressBar),
+    Plain {
+        total: u64,
+        done: Cell<u64>,
+        started: Instant,
+    },
+}
+
+impl Progress {
+    pub fn new(total: u64) -> Self {
+        if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new(total);
+            let style = ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} files · {per_sec} · ETA {eta} · {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style);
+            Progress::Bar(bar)
+        } else {
+            Progress::Plain {
+                total,
+                done: Cell::new(0),
+                started: Instant::now(),
+            }
+        }
+    }
+
+    /// Nothing shown (benchmarks).
+    pub fn hidden() -> Self {
+        Progress::Bar(ProgressBar::hidden())
+    }
+
+    /// One file finished (`what` is "ok" or the error).
+    pub fn file(&self, path: &str, what: &str, counts: &StageCounts) {
+        match self {
+            Progress::Bar(bar) => {
+                bar.set_message(counts.line());
+                bar.inc(1);
+            }
+            Progress::Plain {
+                total,
+                done,
+                started,
+            } => {
+                done.set(done.get() + 1);
+                let done = done.get();
+                let secs = started.elapsed().as_secs_f64();
+                let rate = done as f64 / secs.max(1e-9);
+                let eta = (*total - done.min(*total)) as f64 / rate.max(1e-9);
+                eprintln!(
+                    "[{done}/{total}] {path}: {what} ({rate:.2} files/s, ETA {eta:.0} s; {})",
+                    counts.line()
+                );
+            }
+        }
+    }
+
+    pub fn tick(&self, counts: &StageCounts) {
+        if let Progress::Bar(bar) = self {
+            bar.set_message(counts.line());
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Progress::Bar(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! One batch run through core's runner:
+//!
+//! ```text
+//! feeder(audio) -> decode-audio -> speech --\
+//!                                            merge -> llm (only with a question) -> writer
+//! feeder(image) -> decode-image -> vision --/
+//! ```
+//!
+//! Every queue is bounded, so a slow stage holds back its feeders instead of filling memory.
+//! In sequential mode one feeder waits for each file's record before sending the next, which
+//! is the baseline `bench pipeline` compares against.
+
+use super::models::{lock, Models};
+use super::record::{Kind, Results, Timings};
+use super::walk::Entry;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Select};
+use percept_core::{
+    AudioClip, DecodedImage, Envelope, FnStage, ImageFacts, Input, ItemError, Pipeline,
+    PipelineReport, Prompt, StageError, Untrusted, VisionContext,
+};
+use percept_llm::answer;
+use percept_media::image::{decode_image_file, ImageOptions};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What a file has gathered so far on its way through the stages.
+#[derive(Debug, Default)]
+pub struct Work {
+    pub name: String,
+    pub results: Results,
+    pub timings: Timings,
+}
+
+struct Job {
+    path: PathBuf,
+    name: String,
+}
+
+/// Items finished per stage, for the progress line.
+#[derive(Debug, Default)]
+pub struct StageCounts {
+    pub decode: AtomicU64,
+    pub speech: AtomicU64,
+    pub vision: AtomicU64,
+    pub llm: AtomicU64,
+}
+
+impl StageCounts {
+    pub fn line(&self) -> String {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        format!(
+            "decode {} · speech {} · vision {} · llm {}",
+            g(&self.decode),
+            g(&self.speech),
+            g(&self.vision),
+            g(&self.llm)
+        )
+    }
+}
+
+pub struct RunOptions {
+    pub question: Option<String>,
+    pub sequential: bool,
+    pub capacity: usize,
+}
+
+/// Runs `entries` (audio and image files) through the stages. `on_done` gets each file's
+/// index in `entries` and its outcome, on this thread, in completion order; `tick` runs a few
+/// times a second. Setting `stop` sends no further files; those in flight still finish.
+pub fn run(
+    models: &Models,
+    entries: &[Entry],
+    opts: &RunOptions,
+    stop: &AtomicBool,
+    counts: &Arc<StageCounts>,
+    on_done: &mut dyn FnMut(usize, Result<Work, ItemError>) -> anyhow::Result<()>,
+    tick: &mut dyn FnMut(),
+) -> anyhow::Result<PipelineReport> {
+    let mut pipeline = Pipeline::new(opts.capacity);
+    let (audio_in, audio_rx) = pipeline.input::<Job>();
+    let (image_in, image_rx) = pipeline.input::<Job>();
+    let (llm_in, llm_rx) = pipeline.input::<Work>();
+    let clips = pipeline.add(decode_audio(counts.clone()), audio_rx);
+    let transcripts = pipeline.add(speech(models, counts.clone()), clips);
+    let images = pipeline.add(decode_image(counts.clone()), image_rx);
+    let contexts = pipeline.add(vision(models, counts.clone()), images);
+    let done = match (&models.llm, &opts.question) {
+        (Some(_), Some(q)) => pipeline.add(llm(models, q.clone(), counts.clone()), llm_rx),
+        _ => llm_rx,
+    };
+    let (ack_tx, ack_rx) = crossbeam_channel::unbounded::<()>();
+    let sequential = opts.sequential;
+    let result = std::thread::scope(|s| {
+        s.spawn(move || merge(transcripts, contexts, llm_in));
+        if sequential {
+            let mut inputs = (audio_in, image_in);
+            s.spawn(move || {
+                for (id, e) in entries.iter().enumerate() {
+                    let input = match e.kind {
+                        Kind::Audio => &mut inputs.0,
+                        _ => &mut inputs.1,
+                    };
+                    if stop.load(Ordering::SeqCst) || !feed(input, id, e) {
+                        break;
+                    }
+                    if ack_rx.recv().is_err() {
+                        break;
+                    }
+                }
+            });
+        } else {
+            for (kind, mut input) in [(Kind::Audio, audio_in), (Kind::Image, image_in)] {
+                s.spawn(move || {
+                    for (id, e) in entries.iter().enumerate().filter(|(_, e)| e.kind == kind) {
+                        if stop.load(Ordering::SeqCst) || !feed(&mut input, id, e) {
+                            break;
+                        }
+                    }
+                });
+            }
+        }
+        write_all(done, on_done, tick, &ack_tx)
+    });
+    let report = pipeline.join();
+    result.map(|()| report)
+}
+
+fn feed(input: &mut Input<Job>, id: usize, e: &Entry) -> bool {
+    let name = e
+        .path
+        .file_name()
+        .map_or_else(|| e.display.clone(), |n| n.to_string_lossy().to_string());
+    let job = Job {
+        path: e.path.clone(),
+        name,
+    };
+    input.send_with_id(id as u64, job).is_ok()
+}
+
+fn write_all(
+    done: Receiver<Envelope<Work>>,
+    on_done: &mut dyn FnMut(usize, Result<Work, ItemError>) -> anyhow::Result<()>,
+    tick: &mut dyn FnMut(),
+    ack: &crossbeam_channel::Sender<()>,
+) -> anyhow::Result<()> {
+    loop {
+        match done.recv_timeout(Duration::from_millis(200)) {
+            Ok(env) => {
+                // Dropping `done` on error stops every stage: their sends fail in turn.
+                on_done(env.id as usize, env.result)?;
+                let _ = ack.send(());
+            }
+            Err(RecvTimeoutError::Timeout) => tick(),
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        }
+    }
+}
+
+/// Joins the speech and vision outputs into the LLM queue, whichever is ready first.
+fn merge(a: Receiver<Envelope<Work>>, b: Receiver<Envelope<Work>>, mut out: Input<Work>) {
+    let mut sel = Select::new();
+    let ia = sel.recv(&a);
+    sel.recv(&b);
+    let mut open = 2;
+    while open > 0 {
+        let op = sel.select();
+        let i = op.index();
+        let got = if i == ia { op.recv(&a) } else { op.recv(&b) };
+        let sent = match got {
+            Ok(env) => match env.result {
+                Ok(w) => out.send_with_id(env.id, w),
+                Err(e) => out.send_error(env.id, e),
+            },
+            Err(_) => {
+                sel.remove(i);
+                open -= 1;
+                Ok(())
+            }
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
+}
+
+fn timed<T>(timings: &mut Timings, stage: &'static str, f: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let out = f();
+    *timings.entry(stage).or_default() += started.elapsed().as_secs_f64();
+    out
+}
+
+type Stage<I, O> = FnStage<I, O, Box<dyn FnMut(I) -> Result<O, StageError> + Send>>;
+
+fn decode_audio(counts: Arc<StageCounts>) -> Stage<Job, (Work, AudioClip)> {
+    FnStage::new(
+        "decode-audio",
+        Box::new(move |job: Job| {
+            let mut w = Work {
+                name: job.name,
+                ..Work::default()
+            };
+            let clip = timed(&mut w.timings, "decode", || {
+                percept_media::decode_file(&job.path, percept_media::SPEECH_RATE)
+            });
+            counts.decode.fetch_add(1, Ordering::Relaxed);
+            Ok((w, clip.map_err(|e| StageError::new(e.to_string()))?))
+        }),
+    )
+}
+
+fn speech(models: &Models, counts: Arc<StageCounts>) -> Stage<(Work, AudioClip), Work> {
+    let whisper = models.whisper.clone();
+    let opts = models.whisper_options.clone();
+    FnStage::new(
+        "speech",
+        Box::new(move |(mut w, clip): (Work, AudioClip)| {
+            let Some(whisper) = &whisper else {
+                return Err(StageError::new("no Whisper model loaded"));
+            };
+            let t = timed(&mut w.timings, "speech", || {
+                lock(whisper).transcribe_clip(&clip, &opts)
+            });
+            counts.speech.fetch_add(1, Ordering::Relaxed);
+            w.results.transcript = Some(t.map_err(|e| StageError::from_error(&e))?);
+            Ok(w)
+        }),
+    )
+}
+
+fn decode_image(counts: Arc<StageCounts>) -> Stage<Job, (Work, DecodedImage)> {
+    let opts = ImageOptions::default();
+    FnStage::new(
+        "decode-image",
+        Box::new(move |job: Job| {
+            let mut w = Work {
+                name: job.name,
+                ..Work::default()
+            };
+            let img = timed(&mut w.timings, "decode", || {
+                decode_image_file(&job.path, &opts)
+            });
+            counts.decode.fetch_add(1, Ordering::Relaxed);
+            Ok((w, img.map_err(|e| StageError::new(e.to_string()))?))
+        }),
+    )
+}
+
+fn vision(models: &Models, counts: Arc<StageCounts>) -> Stage<(Work, DecodedImage), Work> {
+    let clip = models.vision.clone();
+    FnStage::new(
+        "vision",
+        Box::new(move |(mut w, img): (Work, DecodedImage)| {
+            let ctx = timed(&mut w.timings, "vision", || match &clip {
+                Some(stage) => lock(stage).describe(&img).map_err(|e| e.to_string()),
+                None => Ok(VisionContext {
+                    source: img.source.clone(),
+                    tags: Vec::new(),
+                    facts: img.facts.clone(),
+                    embedding: None,
+                }),
+            });
+            counts.vision.fetch_add(1, Ordering::Relaxed);
+            let ctx = ctx.map_err(StageError::new)?;
+            w.results.tags = Some(ctx.tags);
+            w.results.facts = Some(ctx.facts);
+            Ok(w)
+        }),
+    )
+}
+
+fn llm(models: &Models, question: String, counts: Arc<StageCounts>) -> Stage<Work, Work> {
+    let engine = models.llm.clone();
+    let params = models.gen.clone();
+    let system = models.system.clone();
+    FnStage::new(
+        "llm",
+        Box::new(move |mut w: Work| {
+            let Some(engine) = &engine else {
+                return Err(StageError::new("no LLM loaded"));
+            };
+            let prompt = Prompt {
+                system: system.clone(),
+                history: Vec::new(),
+                question: Some(Untrusted {
+                    label: "question".to_string(),
+                    text: question.clone(),
+                }),
+                context: context_of(&w),
+            };
+            let never = AtomicBool::new(false);
+            let gen = timed(&mut w.timings, "llm", || {
+                answer(&mut lock(engine), &prompt, &params, &never, &mut |_| {})
+            });
+            counts.llm.fetch_add(1, Ordering::Relaxed);
+            w.results.answer = Some(gen.map_err(|e| StageError::from_error(&e))?.text);
+            Ok(w)
+        }),
+    )
+}
+
+/// The file's results as untrusted data parts: a transcript or an image description.
+fn context_of(w: &Work) -> Vec<Untrusted> {
+    let mut parts = Vec::new();
+    if let Some(t) = &w.results.transcript {
+        parts.push(Untrusted {
+            label: format!("transcript of {}", w.name),
+            text: t.text.trim().to_string(),
+        });
+    }
+    if let Some(f) = &w.results.facts {
+        parts.push(Untrusted {
+            label: format!("image {}", w.name),
+            text: describe(f, w.results.tags.as_deref().unwrap_or_default()),
+        });
+    }
+    parts
+}
+
+fn describe(f: &ImageFacts, tags: &[percept_core::Tag]) -> String {
+    let mut lines = vec![format!("{}x{} pixels, {}", f.width, f.height, f.format)];
+    lines.extend(f.extra.iter().map(|(k, v)| format!("{k}: {v}")));
+    if !tags.is_empty() {
+        let tags: Vec<String> = tags
+            .iter()
+            .map(|t| format!("{} ({:.0}%)", t.label, t.score * 100.0))
+            .collect();
+        lines.push(format!(
+            "what the image shows, by CLIP: {}",
+            tags.join(", ")
+        ));
+    }
+    lines.join("\n")
+}
