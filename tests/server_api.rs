@@ -9,7 +9,7 @@ use reqwest::blocking::{multipart, Client};
 use serde_json::{json, Value};
 use server_support::Server;
 use std::io::{BufRead, BufReader};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn client() -> Client {
     Client::builder()
@@ -248,4 +248,290 @@ fn chat_stream_transcription_models_and_health() {
     assert!(metric(&s, &c, "percept_stage_seconds_count{stage=\"llm\"}") >= 3.0);
     assert!(metric(&s, &c, "percept_stage_seconds_count{stage=\"speech\"}") >= 2.0);
     assert!(metric(&s, &c, "percept_llm_tokens_total{kind=\"completion\"}") > 0.0);
+}
+
+#[test]
+fn errors_auth_and_local_files() {
+    let s = Server::start(&[
+        "--max-body-mb",
+        "1",
+        "--allow-dir",
+        "assets/images",
+        "--api-key",
+        "sekrit",
+    ]);
+    let c = client();
+    let url = |p: &str| format!("{}{p}", s.url);
+
+    // The API key guards /v1 only.
+    let r = c.get(url("/v1/models")).send().unwrap();
+    let (status, v) = (r.status().as_u16(), r.json::<Value>().unwrap());
+    let (msg, _, code) = error_of(status, &v, 401);
+    assert!(msg.contains("Authorization: Bearer"), "{msg}");
+    assert_eq!(code, "invalid_api_key");
+    let r = c
+        .get(url("/v1/models"))
+        .bearer_auth("wrong")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert_eq!(
+        c.get(url("/v1/models"))
+            .bearer_auth("sekrit")
+            .send()
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(c.get(url("/health")).send().unwrap().status().as_u16(), 200);
+    assert_eq!(c.get(url("/")).send().unwrap().status().as_u16(), 200);
+
+    let send = |path: &str, body: Vec<u8>| {
+        let r = c
+            .post(url(path))
+            .bearer_auth("sekrit")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<Value>().unwrap_or(Value::Null))
+    };
+    let chat = |body: Value| send("/v1/chat/completions", body.to_string().into_bytes());
+    let user = |content: Value| json!({"messages": [{"role": "user", "content": content}], "max_tokens": 1});
+    let image = |u: String| {
+        user(
+            json!([{"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {"url": u}}]),
+        )
+    };
+
+    let (st, v) = send("/v1/chat/completions", b"{\"messages\": [".to_vec());
+    let (msg, _, code) = error_of(st, &v, 400);
+    assert!(msg.contains("malformed JSON"), "{msg}");
+    assert_eq!(code, "invalid_json");
+
+    let (st, v) = chat(json!({"messages": "hi"}));
+    assert_eq!(error_of(st, &v, 400).1, "messages");
+    let (st, v) = chat(json!({"messages": [{"role": "robot", "content": "hi"}]}));
+    assert_eq!(error_of(st, &v, 400).1, "messages[0].role");
+    let (st, v) =
+        chat(json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": "many"}));
+    let (msg, param, _) = error_of(st, &v, 400);
+    assert_eq!(param, "max_tokens", "{msg}");
+
+    let (st, v) = chat(image("data:image/png;base64,%%%".into()));
+    let (_, param, code) = error_of(st, &v, 400);
+    assert_eq!(
+        (param, code),
+        (
+            json!("messages[0].content[1].image_url.url"),
+            json!("invalid_base64")
+        )
+    );
+    let (st, v) = chat(image(format!(
+        "data:image/png;base64,{}",
+        b64(b"not an image at all")
+    )));
+    let (msg, _, code) = error_of(st, &v, 400);
+    assert_eq!(code, "invalid_image", "{msg}");
+    let audio = user(
+        json!([{"type": "input_audio", "input_audio": {"data": b64(b"RIFF....not audio"), "format": "wav"}}]),
+    );
+    let (st, v) = chat(audio);
+    let (msg, param, code) = error_of(st, &v, 400);
+    assert_eq!(
+        (param, code),
+        (
+            json!("messages[0].content[0].input_audio.data"),
+            json!("invalid_audio")
+        ),
+        "{msg}"
+    );
+
+    let mut other = user(json!("hi"));
+    other["model"] = json!("gpt-4o");
+    let (st, v) = chat(other);
+    let (msg, _, code) = error_of(st, &v, 404);
+    assert!(msg.contains(server_support::LLM), "{msg}");
+    assert_eq!(code, "model_not_found");
+
+    let (st, v) = chat(image("https://example.invalid/cat.png".into()));
+    assert_eq!(error_of(st, &v, 400).2, "remote_url_refused");
+
+    // file:// inside --allow-dir works; `..` cannot climb out of it.
+    let dir = server_support::root().join("assets/images");
+    let (st, v) = chat(image(format!("file://{}", dir.join("horse.png").display())));
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["percept"]["images"][0]["source"], "horse.png", "{v}");
+    assert_eq!(v["percept"]["images"][0]["facts"]["format"], "png");
+    let (st, v) = chat(image(format!("file://{}/../../Cargo.toml", dir.display())));
+    assert!(error_of(st, &v, 400).0.contains("outside"), "{v}");
+
+    // Over --max-body-mb 1.
+    let big = format!("data:image/png;base64,{}", "A".repeat(1_200_000));
+    let (st, v) = chat(image(big));
+    assert_eq!(error_of(st, &v, 413).2, "request_too_large");
+
+    // Audio endpoint without a file; unknown route.
+    let form = multipart::Form::new().text("model", "whisper-1");
+    let r = c
+        .post(url("/v1/audio/transcriptions"))
+        .bearer_auth("sekrit")
+        .multipart(form)
+        .send()
+        .unwrap();
+    let (st, v) = (r.status().as_u16(), r.json::<Value>().unwrap());
+    assert_eq!(error_of(st, &v, 400).1, "file");
+    let r = c
+        .get(url("/v1/nothing"))
+        .bearer_auth("sekrit")
+        .send()
+        .unwrap();
+    let (st, v) = (r.status().as_u16(), r.json::<Value>().unwrap());
+    error_of(st, &v, 404);
+
+    // Embeddings: CLIP text vectors when its weights are present, else a clear 503.
+    let has_clip = c
+        .get(url("/v1/models"))
+        .bearer_auth("sekrit")
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["percept"]["kind"] == "vision");
+    let (st, v) = send(
+        "/v1/embeddings",
+        json!({"input": ["a photo of a horse"]})
+            .to_string()
+            .into_bytes(),
+    );
+    if has_clip {
+        assert_eq!(st, 200, "{v}");
+        assert!(v["data"][0]["embedding"].as_array().unwrap().len() >= 512);
+    } else {
+        let (msg, _, code) = error_of(st, &v, 503);
+        assert!(msg.contains("percept models fetch"), "{msg}");
+        assert_eq!(code, "model_not_loaded");
+    }
+    assert!(metric(&s, &c, "percept_errors_total{status=\"400\"}") >= 8.0);
+}
+
+#[test]
+fn queue_limit_cancellation_and_graceful_shutdown() {
+    let mut s = Server::start(&["--queue", "1", "--grace-s", "60"]);
+    let c = client();
+
+    // Four at once with one queue place: some are refused with 429 + Retry-After, none hang.
+    let results: Vec<(u16, Option<String>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|i| {
+                let (c, url) = (c.clone(), s.url.clone());
+                scope.spawn(move || {
+                    let r = c
+                        .post(format!("{url}/v1/chat/completions"))
+                        .json(&ask(&format!("Count to {i}."), 6))
+                        .send()
+                        .unwrap();
+                    let retry = r
+                        .headers()
+                        .get("retry-after")
+                        .map(|h| h.to_str().unwrap().to_string());
+                    (r.status().as_u16(), retry)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(results.iter().any(|r| r.0 == 200), "{results:?}");
+    assert!(
+        results.iter().any(|r| r.0 == 429 && r.1.is_some()),
+        "{results:?}"
+    );
+    assert!(
+        results.iter().all(|r| r.0 == 200 || r.0 == 429),
+        "{results:?}"
+    );
+    assert!(metric(&s, &c, "percept_queue_rejected_total") >= 1.0);
+
+    // A client that disconnects mid-stream stops the generation.
+    let before = metric(&s, &c, "percept_llm_tokens_total{kind=\"completion\"}");
+    let mut body = ask("Count from 1 to 500, one number per line.", 400);
+    body["stream"] = json!(true);
+    let r = c
+        .post(format!("{}/v1/chat/completions", s.url))
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let mut lines = BufReader::new(r).lines();
+    let mut deltas = 0;
+    while deltas < 3 {
+        let line = lines.next().expect("stream ended early").unwrap();
+        deltas += usize::from(line.contains("\"content\":\"") && !line.contains("\"role\""));
+    }
+    drop(lines);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metric(
+        &s,
+        &c,
+        "percept_llm_generations_total{reason=\"cancelled\"}",
+    ) < 1.0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "generation was not cancelled; stderr:\n{}",
+            s.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let produced = metric(&s, &c, "percept_llm_tokens_total{kind=\"completion\"}") - before;
+    assert!(
+        produced < 400.0,
+        "the cancelled generation ran to {produced} tokens"
+    );
+
+    // SIGTERM: the request in flight still gets its answer, then the server exits.
+    while metric(&s, &c, "percept_queue_depth") > 0.0 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (c2, url) = (c.clone(), s.url.clone());
+    let inflight = std::thread::spawn(move || {
+        c2.post(format!("{url}/v1/chat/completions"))
+            .json(&ask("Say yes.", 4))
+            .send()
+            .map(|r| r.status().as_u16())
+    });
+    while metric(&s, &c, "percept_queue_depth") < 1.0 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &s.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    assert_eq!(
+        inflight.join().unwrap().expect("in-flight request"),
+        200,
+        "stderr:\n{}",
+        s.stderr()
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s.alive() {
+        assert!(
+            Instant::now() < deadline,
+            "server still running after SIGTERM; stderr:\n{}",
+            s.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let log = s.stderr();
+    assert!(
+        log.contains("percept: stopping") && log.contains("percept: stopped"),
+        "{log}"
+    );
 }
