@@ -4,6 +4,7 @@ mod batch;
 mod cmd;
 mod not_built;
 mod pipelines;
+mod probe;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

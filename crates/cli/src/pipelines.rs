@@ -1,4 +1,8 @@
-//! Named pipeline definitions (`pipelines/*.toml`): which model each stage uses.
+//! Named pipeline definitions (`pipelines/*.toml`): models, decoding and sampling parameters,
+//! the system prompt, probing, channel capacities and threads.
+//!
+//! Every section but the four model lines is optional; a key the schema does not know is an
+//! error that names it (`deny_unknown_fields`), so a typo never silently does nothing.
 
 use anyhow::Context;
 use serde::Deserialize;
@@ -10,6 +14,97 @@ pub struct PipelineDef {
     pub whisper: String,
     pub llm: String,
     pub clip: String,
+    /// System message for the LLM (default: the model template's own).
+    #[serde(default)]
+    pub system: Option<String>,
+    #[serde(default)]
+    pub sampling: Sampling,
+    #[serde(default)]
+    pub speech: Speech,
+    #[serde(default)]
+    pub probe: Probe,
+    #[serde(default)]
+    pub runtime: Runtime,
+}
+
+/// LLM sampling; a key left out keeps the command-line value.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sampling {
+    pub temperature: Option<f32>,
+    pub top_k: Option<usize>,
+    pub top_p: Option<f32>,
+    pub min_p: Option<f32>,
+    pub repeat_penalty: Option<f32>,
+    pub seed: Option<u64>,
+    pub max_tokens: Option<usize>,
+}
+
+/// Whisper decoding.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Speech {
+    /// 1 = greedy.
+    pub beam: Option<usize>,
+    pub language: Option<String>,
+}
+
+/// Question-guided probing: the LLM proposes candidates, CLIP scores them against each image.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Probe {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default = "four")]
+    pub candidates: usize,
+}
+
+impl Default for Probe {
+    fn default() -> Self {
+        Probe {
+            enabled: true,
+            candidates: 4,
+        }
+    }
+}
+
+/// How the stages are wired.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Runtime {
+    /// Capacity of every bounded channel between stages.
+    #[serde(default = "four")]
+    pub channel_capacity: usize,
+    /// Compute threads for the model stages (default: all cores).
+    #[serde(default)]
+    pub threads: Option<usize>,
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Runtime {
+            channel_capacity: 4,
+            threads: None,
+        }
+    }
+}
+
+impl Runtime {
+    /// Caps the compute threads; must run before the first model loads, since candle's
+    /// thread pool reads the variable once. An explicit RAYON_NUM_THREADS wins.
+    pub fn apply_threads(&self) {
+        if let (Some(n), None) = (self.threads, std::env::var_os("RAYON_NUM_THREADS")) {
+            std::env::set_var("RAYON_NUM_THREADS", n.max(1).to_string());
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn four() -> usize {
+    4
 }
 
 const BUILTIN: &[(&str, &str)] = &[
@@ -29,7 +124,11 @@ pub fn load(name: &str) -> anyhow::Result<PipelineDef> {
             )
         })?,
     };
-    toml::from_str(&text).with_context(|| format!("pipeline `{name}`"))
+    let def: PipelineDef = toml::from_str(&text).with_context(|| format!("pipeline `{name}`"))?;
+    if def.runtime.channel_capacity == 0 {
+        anyhow::bail!("pipeline `{name}`: runtime.channel_capacity must be at least 1");
+    }
+    Ok(def)
 }
 
 #[cfg(test)]
@@ -47,5 +146,31 @@ mod tests {
             }
         }
         assert!(super::load("nope").is_err());
+    }
+
+    #[test]
+    fn a_misspelt_key_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("p.toml");
+        let base = "description = \"x\"\nwhisper = \"a\"\nllm = \"b\"\nclip = \"c\"\n";
+        std::fs::write(&path, format!("{base}[sampling]\ntemprature = 0.5\n")).expect("write");
+        let err = format!(
+            "{:#}",
+            super::load(path.to_str().expect("utf-8")).unwrap_err()
+        );
+        assert!(err.contains("temprature"), "{err}");
+
+        std::fs::write(&path, format!("{base}[sampling]\ntemperature = \"hot\"\n")).expect("write");
+        let err = format!(
+            "{:#}",
+            super::load(path.to_str().expect("utf-8")).unwrap_err()
+        );
+        assert!(err.contains("temperature"), "{err}");
+
+        std::fs::write(&path, format!("{base}[probe]\ncandidates = 6\n")).expect("write");
+        let def = super::load(path.to_str().expect("utf-8")).expect("parses");
+        assert!(def.probe.enabled);
+        assert_eq!(def.probe.candidates, 6);
+        assert_eq!(def.runtime.channel_capacity, 4);
     }
 }

@@ -45,6 +45,11 @@ pub struct Generation {
     pub completion_tokens: usize,
     /// Prompt tokens whose cache entries were reused from the previous turn.
     pub reused_tokens: usize,
+    /// Prompt tokens that came from untrusted text (set by [`crate::answer`]).
+    pub untrusted_tokens: usize,
+    /// Control-token ids found inside those spans: always 0 unless the prompt builder is
+    /// broken; reported so that end-to-end tests can audit real runs.
+    pub control_tokens_in_untrusted: usize,
     #[serde(skip)]
     pub prefill_time: Duration,
     #[serde(skip)]
@@ -196,6 +201,8 @@ impl Engine {
             prompt_tokens: prompt.len(),
             completion_tokens: produced,
             reused_tokens: reused,
+            untrusted_tokens: 0,
+            control_tokens_in_untrusted: 0,
             prefill_time,
             decode_time: t1.elapsed(),
         })

@@ -44,7 +44,19 @@ pub fn answer(
     let room = params.max_tokens.clamp(1, engine.context_length() / 2);
     let budget = engine.context_length().saturating_sub(room);
     let built = build_prompt(&engine.tokenizer, &engine.template, prompt, budget)?;
-    engine.generate(&built.ids, params, cancel, on_event)
+    let untrusted = built
+        .untrusted_spans
+        .iter()
+        .flat_map(|r| &built.ids[r.clone()]);
+    let (mut count, mut control) = (0, 0);
+    for &id in untrusted {
+        count += 1;
+        control += usize::from(engine.tokenizer.is_special(id));
+    }
+    let mut gen = engine.generate(&built.ids, params, cancel, on_event)?;
+    gen.untrusted_tokens = count;
+    gen.control_tokens_in_untrusted = control;
+    Ok(gen)
 }
 
 pub struct LlmStage {

@@ -2,6 +2,22 @@
 
 use exif::{In, Tag, Value};
 
+/// EXIF UserComment: an 8-byte character-code prefix, then the text.
+fn user_comment(bytes: &[u8]) -> Option<String> {
+    let (code, text) = (bytes.get(..8)?, bytes.get(8..)?);
+    let s = if code.starts_with(b"UNICODE") {
+        let units: Vec<u16> = text
+            .chunks_exact(2)
+            .map(|c| u16::from_be_bytes([c[0], c[1]]))
+            .collect();
+        String::from_utf16_lossy(&units)
+    } else {
+        String::from_utf8_lossy(text).to_string()
+    };
+    let s = s.trim_matches(|c: char| c == '\0' || c.is_whitespace());
+    (!s.is_empty()).then(|| s.to_string())
+}
+
 /// Parses raw EXIF (a TIFF structure, as decoders hand it out) into fact pairs.
 /// Unreadable EXIF yields `None`: it never makes the image itself fail.
 pub(crate) fn parse(raw: Vec<u8>, gps_coordinates: bool) -> Option<Vec<(String, String)>> {
@@ -33,6 +49,20 @@ pub(crate) fn parse(raw: Vec<u8>, gps_coordinates: bool) -> Option<Vec<(String, 
     };
     if let Some(camera) = camera {
         out.push(("camera".to_string(), camera));
+    }
+    // Free text written by cameras and editors: useful facts, and untrusted input that the
+    // LLM stage fences as data.
+    if let Some(d) = ascii(Tag::ImageDescription) {
+        out.push(("description".to_string(), d));
+    }
+    if let Some(c) = exif
+        .get_field(Tag::UserComment, In::PRIMARY)
+        .and_then(|f| match &f.value {
+            Value::Undefined(bytes, _) => user_comment(bytes),
+            _ => None,
+        })
+    {
+        out.push(("comment".to_string(), c));
     }
     if let Some(o) = exif
         .get_field(Tag::Orientation, In::PRIMARY)

@@ -6,6 +6,9 @@ use percept_llm::{answer, Engine, GenParams, LoadOptions, SamplingParams, DEFAUL
 use std::io::Write;
 use std::sync::atomic::AtomicBool;
 
+const DEFAULT_SEED: u64 = 299792458;
+const DEFAULT_MAX_TOKENS: usize = 512;
+
 /// Model and sampling options shared by `ask` and `chat`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LlmArgs {
@@ -30,9 +33,9 @@ pub struct LlmArgs {
     /// 1 = off.
     #[arg(long, default_value_t = 1.0)]
     pub repeat_penalty: f32,
-    #[arg(long, default_value_t = 299792458)]
+    #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = DEFAULT_MAX_TOKENS)]
     pub max_tokens: usize,
     /// Stop the answer at this text (repeatable).
     #[arg(long)]
@@ -59,6 +62,30 @@ impl LlmArgs {
         }
     }
 
+    /// Takes the pipeline's system prompt and sampling values for every option still at its
+    /// command-line default, so an explicit flag always wins.
+    pub fn apply_pipeline(&mut self, def: &crate::pipelines::PipelineDef) {
+        let s = &def.sampling;
+        if self.system.is_none() {
+            self.system = def.system.clone();
+        }
+        fn take<T: PartialEq + Copy>(field: &mut T, default: T, from: Option<T>) {
+            if let (true, Some(v)) = (*field == default, from) {
+                *field = v;
+            }
+        }
+        take(&mut self.temperature, 0.0, s.temperature);
+        take(&mut self.top_k, 0, s.top_k);
+        take(&mut self.top_p, 1.0, s.top_p);
+        take(&mut self.min_p, 0.0, s.min_p);
+        take(&mut self.repeat_penalty, 1.0, s.repeat_penalty);
+        take(&mut self.seed, DEFAULT_SEED, s.seed);
+        take(&mut self.max_tokens, DEFAULT_MAX_TOKENS, s.max_tokens);
+        if self.model == DEFAULT_MODEL {
+            self.model = def.llm.clone();
+        }
+    }
+
     pub fn load(&self) -> anyhow::Result<Engine> {
         let opts = LoadOptions {
             convert_to_q8: !self.no_convert,
@@ -81,8 +108,8 @@ pub struct Args {
     pub media: super::ask_media::MediaArgs,
     #[command(flatten)]
     pub llm: LlmArgs,
-    /// Named pipeline (`default`, `quality`) or a pipeline .toml: picks the Whisper and LLM models
-    /// unless --whisper / --model name them.
+    /// Named pipeline (`default`, `quality`) or a pipeline .toml: models, sampling, probing;
+    /// explicit flags win. Default: `default`.
     #[arg(long)]
     pub pipeline: Option<String>,
     /// Print one JSON object (transcript, tags, facts, answer, per-stage timings) instead of streaming text.
@@ -91,21 +118,21 @@ pub struct Args {
 }
 
 pub fn run(mut args: Args) -> anyhow::Result<()> {
-    if let Some(name) = &args.pipeline {
-        let def = crate::pipelines::load(name)?;
+    let name = args.pipeline.as_deref().unwrap_or("default");
+    let def = crate::pipelines::load(name)?;
+    if args.pipeline.is_some() {
         eprintln!("pipeline {name}: {}", def.description);
-        if args.media.clip_dir.is_none() {
-            args.media.clip_dir = percept_models::locate(&def.clip).ok();
-        }
-        if args.llm.model == DEFAULT_MODEL {
-            args.llm.model = def.llm;
-        }
-        if args.media.whisper == super::ask_media::DEFAULT_WHISPER {
-            args.media.whisper = def.whisper;
-        }
     }
+    if args.media.clip_dir.is_none() {
+        args.media.clip_dir = percept_models::locate(&def.clip).ok();
+    }
+    if args.media.whisper == super::ask_media::DEFAULT_WHISPER {
+        args.media.whisper = def.whisper.clone();
+    }
+    args.llm.apply_pipeline(&def);
+    def.runtime.apply_threads();
     if !args.media.is_empty() {
-        return super::ask_media::run(args.question, &args.media, &args.llm, args.json);
+        return super::ask_media::run(args.question, &args.media, &args.llm, args.json, &def);
     }
     let Some(question) = args.question else {
         anyhow::bail!("give a question, as text or with --audio FILE");

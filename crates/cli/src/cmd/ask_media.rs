@@ -6,6 +6,8 @@
 
 use super::ask::LlmArgs;
 use super::tag::{cache_dir, facts_only, load_clip, missing_weights_line};
+use crate::pipelines::PipelineDef;
+use crate::probe;
 use anyhow::{bail, Context};
 use percept_clip::labels::{parse_vocabulary, BUNDLED_LABELS};
 use percept_clip::{LabelSet, VisionStage, TEMPLATES};
@@ -41,6 +43,9 @@ pub struct MediaArgs {
     /// Tags per image.
     #[arg(long, default_value_t = 5)]
     pub tags: usize,
+    /// Skip question-guided probing (the LLM's candidate answers scored by CLIP).
+    #[arg(long)]
+    pub no_probe: bool,
 }
 
 impl MediaArgs {
@@ -55,6 +60,7 @@ pub struct MediaResult {
     pub transcript: Option<Transcript>,
     pub images: Vec<VisionContext>,
     pub errors: Vec<String>,
+    pub probes: Vec<probe::ImageProbe>,
     pub stages: Vec<percept_core::StageMetrics>,
 }
 
@@ -63,22 +69,35 @@ pub fn run(
     media: &MediaArgs,
     llm: &LlmArgs,
     json: bool,
+    def: &PipelineDef,
 ) -> anyhow::Result<()> {
     if question.is_none() && media.audio.is_none() {
         bail!("give a question, as text or with --audio FILE");
+    }
+    // Ctrl-C, from the start (loading takes seconds): the LLM request carries the flag, so
+    // the answer stops (or never starts) and what is done so far prints. All media items are
+    // sent before the answer begins, so nothing else needs stopping.
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        let cancel = cancel.clone();
+        ctrlc::set_handler(move || cancel.store(true, Ordering::SeqCst))
+            .context("installing the Ctrl-C handler")?;
     }
     let speech = match &media.audio {
         Some(_) => {
             let dir = percept_models::locate(&media.whisper)?;
             let whisper = Whisper::load(&dir, &Device::Cpu)
                 .with_context(|| format!("loading Whisper from {}", dir.display()))?;
-            Some(SpeechStage {
-                whisper,
-                options: Options::default(),
-            })
+            let options = Options {
+                beam_size: def.speech.beam.unwrap_or(1).max(1),
+                language: def.speech.language.clone(),
+                ..Options::default()
+            };
+            Some(SpeechStage { whisper, options })
         }
         None => None,
     };
+    let probing = def.probe.enabled && !media.no_probe && def.probe.candidates > 0;
     let vision = if media.images.is_empty() {
         None
     } else {
@@ -87,7 +106,12 @@ pub fn run(
                 let labels = parse_vocabulary(BUNDLED_LABELS);
                 let cache = cache_dir(None);
                 let (set, _) = LabelSet::load_or_build(&clip, &labels, &TEMPLATES, &cache)?;
-                Some(VisionStage::new(clip, set, media.tags).without_embedding())
+                let stage = VisionStage::new(clip, set, media.tags);
+                Some(Arc::new(if probing {
+                    stage
+                } else {
+                    stage.without_embedding()
+                }))
             }
             None => {
                 eprintln!(
@@ -100,11 +124,12 @@ pub fn run(
     };
     let engine = llm.load()?;
 
-    let mut pipeline = Pipeline::new(4);
+    let mut pipeline = Pipeline::new(def.runtime.channel_capacity);
     let (mut audio_in, audio_rx) = pipeline.input::<AudioClip>();
     let (mut image_in, image_rx) = pipeline.input::<DecodedImage>();
     let (mut llm_in, llm_rx) = pipeline.input::<LlmRequest>();
     let transcripts = speech.map(|s| pipeline.add(s, audio_rx));
+    let scorer = vision.clone().filter(|_| probing);
     let contexts = pipeline.add(
         FnStage::new("vision", move |img: DecodedImage| match &vision {
             Some(stage) => stage.describe(&img).map_err(|e| e.to_string().into()),
@@ -113,17 +138,6 @@ pub fn run(
         image_rx,
     );
     let answers = pipeline.add(LlmStage::new(engine), llm_rx);
-    // Ctrl-C: accept no new items and stop the answer being decoded; what is done so far prints.
-    let cancel = Arc::new(AtomicBool::new(false));
-    {
-        let (cancel, shutdown) = (cancel.clone(), pipeline.shutdown());
-        ctrlc::set_handler(move || {
-            cancel.store(true, Ordering::SeqCst);
-            shutdown.trigger();
-        })
-        .context("installing the Ctrl-C handler")?;
-    }
-
     let mut result = MediaResult::default();
     if let Some(path) = &media.audio {
         match percept_media::decode_file(path, percept_media::SPEECH_RATE) {
@@ -161,7 +175,28 @@ pub fn run(
         }
     }
 
-    let prompt = build_prompt(question.as_deref(), media, &result, llm.system.clone());
+    let mut prompt = build_prompt(question.as_deref(), media, &result, llm.system.clone());
+    if let (Some(stage), Some(q)) = (&scorer, prompt.question.clone()) {
+        let n = def.probe.candidates;
+        let ask = probe::candidates_prompt(&q, &prompt.context, n);
+        let mut request = LlmRequest::new(ask);
+        request.params = llm.gen_params();
+        request.params.max_tokens = 24 * n;
+        request.cancel = Some(cancel.clone());
+        llm_in.send(request)?;
+        let reply = answers.recv().context("the LLM stage stopped")?.result;
+        let candidates = match reply {
+            Ok(g) => probe::parse_candidates(&g.text, n),
+            Err(e) => bail!("probing: {e}"),
+        };
+        result.probes = probe::probe_images(stage.clip(), &result.images, &candidates)?;
+        prompt
+            .context
+            .extend(result.probes.iter().map(probe::describe));
+    }
+    for img in &mut result.images {
+        img.embedding = None;
+    }
     let (tx, events) = crossbeam_channel::unbounded();
     let mut request = LlmRequest::new(prompt);
     request.params = llm.gen_params();
@@ -188,10 +223,13 @@ pub fn run(
             "transcript": result.transcript,
             "images": result.images,
             "errors": result.errors,
+            "probes": result.probes,
             "answer": generation.text,
             "finish": generation.finish,
             "prompt_tokens": generation.prompt_tokens,
             "completion_tokens": generation.completion_tokens,
+            "untrusted_tokens": generation.untrusted_tokens,
+            "control_tokens_in_untrusted": generation.control_tokens_in_untrusted,
             "stages": result.stages,
         });
         writeln!(out, "{v}")?;
