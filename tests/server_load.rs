@@ -1,7 +1,8 @@
 //! A bounded load on loopback at 4x the queue capacity: `--queue 2` and 8 clients sending
 //! 2 short chats each at once. The server must stay up, answer every request with 200 (done) or
 //! 429 (queue full, try later) and nothing else, still be healthy afterwards, and keep its
-//! peak RSS (VmHWM) under PEAK_RSS_MIB.
+//! peak RSS (VmHWM) under PEAK_RSS_MIB and its resident memory within GROWTH_MIB of what it
+//! was before the load (requests must not leave memory behind).
 
 mod server_support;
 
@@ -12,9 +13,11 @@ use std::time::Duration;
 const QUEUE: usize = 2;
 const CLIENTS: usize = 4 * QUEUE;
 const PER_CLIENT: usize = 2;
-/// whisper-tiny.en plus SmolLM2-135M (re-encoded Q8_0) take about 350 MiB loaded; two
-/// requests' activations and the HTTP buffers stay well under the rest of this bound.
+/// Measured on x86-64: loading whisper-tiny.en (fp16 widened to f32) and SmolLM2-135M
+/// (Q4_1 re-encoded as Q8_0) peaks at about 630 MiB and settles near 500 MiB; this load
+/// (two requests in the stages at once) does not raise the peak. The bound leaves ~60% room.
 const PEAK_RSS_MIB: f64 = 1024.0;
+const GROWTH_MIB: f64 = 200.0;
 
 fn chat(client: &reqwest::blocking::Client, url: &str, i: usize) -> Result<u16, String> {
     let body = serde_json::json!({
@@ -41,6 +44,7 @@ fn chat(client: &reqwest::blocking::Client, url: &str, i: usize) -> Result<u16, 
 #[test]
 fn four_times_the_queue_gets_200_or_429_and_the_server_stays_up() {
     let mut server = Server::start(&["--queue", &QUEUE.to_string()]);
+    let rss_before = server.rss_mib();
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(120))
         .build()
@@ -99,10 +103,17 @@ fn four_times_the_queue_gets_200_or_429_and_the_server_stays_up() {
         "not answering after the load"
     );
 
-    let peak = server.peak_rss_mib();
-    eprintln!("load: {ok} answered, {busy} refused with 429, peak RSS {peak:.0} MiB");
+    let (peak, rss_after) = (server.peak_rss_mib(), server.rss_mib());
+    eprintln!(
+        "load: {ok} answered, {busy} refused with 429; peak RSS {peak:.0} MiB, \
+         RSS {rss_before:.0} MiB before and {rss_after:.0} MiB after"
+    );
     assert!(
         peak < PEAK_RSS_MIB,
         "peak RSS {peak:.0} MiB over {PEAK_RSS_MIB} MiB"
+    );
+    assert!(
+        rss_after - rss_before < GROWTH_MIB,
+        "RSS grew from {rss_before:.0} to {rss_after:.0} MiB under the load"
     );
 }

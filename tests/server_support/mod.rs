@@ -118,13 +118,22 @@ impl Server {
 
     /// Peak resident memory of the server process so far, in MiB (VmHWM).
     pub fn peak_rss_mib(&self) -> f64 {
+        self.proc_status_mib("VmHWM:")
+    }
+
+    /// Resident memory of the server process now, in MiB (VmRSS).
+    pub fn rss_mib(&self) -> f64 {
+        self.proc_status_mib("VmRSS:")
+    }
+
+    fn proc_status_mib(&self, key: &str) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
             .expect("read /proc/<pid>/status");
         let kb: f64 = status
             .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .find_map(|l| l.strip_prefix(key))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmHWM line");
+            .unwrap_or_else(|| panic!("no {key} line in /proc/<pid>/status"));
         kb / 1024.0
     }
 
