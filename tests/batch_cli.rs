@@ -185,6 +185,29 @@ fn a_failure_without_keep_going_exits_non_zero_and_is_recorded() {
     assert!(!out.status.success());
     let recs = by_path(&records(&tmp.path().join("r.jsonl")));
     assert_eq!(recs["m/a.txt"]["status"], "error");
+    // Errors are final on a rerun unless --retry-errors, which appends a newer record.
+    let again = percept(tmp.path(), &["batch", "m", "--out", "r.jsonl"]);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let retried = percept(
+        tmp.path(),
+        &[
+            "batch",
+            "m",
+            "--out",
+            "r.jsonl",
+            "--retry-errors",
+            "--keep-going",
+        ],
+    );
+    assert!(retried.status.success());
+    let lines = records(&tmp.path().join("r.jsonl"));
+    let paths: Vec<&str> = lines.iter().map(|r| r["path"].as_str().unwrap()).collect();
+    // The first run stopped at a.txt; the second went on to b.png.
+    assert_eq!(paths, ["m/a.txt", "m/b.png", "m/a.txt"]);
     // --exclude leaves the text file out, so the folder passes.
     let out = percept(
         tmp.path(),

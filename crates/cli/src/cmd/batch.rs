@@ -145,6 +145,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         })
         .context("installing the Ctrl-C handler")?;
     }
+    // Models load before the bar appears, so their messages do not tear it.
+    let will_run = !work.is_empty() && (direct.is_empty() || args.keep_going);
+    let models = if will_run {
+        Some(models::load(
+            &choice,
+            work.iter().any(|e| e.kind == Kind::Audio),
+            work.iter().any(|e| e.kind == Kind::Image),
+            args.question.is_some(),
+        )?)
+    } else {
+        None
+    };
     let progress = Progress::new((work.len() + direct.len()) as u64);
     let mut tally = Tally::default();
     for e in &direct {
@@ -157,13 +169,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if tally.error > 0 && !args.keep_going {
         stop.store(true, Ordering::SeqCst);
     }
-    if !work.is_empty() && !stop.load(Ordering::SeqCst) {
-        let models = models::load(
-            &choice,
-            work.iter().any(|e| e.kind == Kind::Audio),
-            work.iter().any(|e| e.kind == Kind::Image),
-            args.question.is_some(),
-        )?;
+    if let (Some(models), false) = (&models, stop.load(Ordering::SeqCst)) {
         let opts = RunOptions {
             question: args.question.clone(),
             sequential: false,
@@ -171,7 +177,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         };
         let mut write = |line: &str| journal.append(line);
         process(
-            &models,
+            models,
             &work,
             &opts,
             &stop,

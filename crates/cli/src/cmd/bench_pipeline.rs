@@ -224,7 +224,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     if let Some(r) = ratio {
-        println!("pipelined is {r:.2}x faster than sequential (wall time ratio)");
+        println!("sequential / pipelined wall time: {r:.2} (above 1: the overlap pays)");
     }
     Ok(())
 }
