@@ -26,6 +26,7 @@ pub struct DeviceInfo {
 
 /// Input devices of the default host; an empty list when there are none.
 pub fn input_devices() -> Result<Vec<DeviceInfo>, ListenError> {
+    let _quiet = quiet_alsa();
     let host = cpal::default_host();
     let default_id = host.default_input_device().and_then(|d| d.id().ok());
     let devices = host
@@ -34,6 +35,10 @@ pub fn input_devices() -> Result<Vec<DeviceInfo>, ListenError> {
     let mut out = Vec::new();
     for d in devices {
         let id = d.id().ok();
+        // ALSA's `null` device "captures" zeros: never a microphone.
+        if id.as_ref().is_some_and(|i| i.id() == "null") {
+            continue;
+        }
         let Ok(configs) = d.supported_input_configs() else {
             continue;
         };
@@ -86,6 +91,7 @@ pub fn open_mic(
     tx: CaptureTx,
     notices: Sender<Notice>,
 ) -> Result<Mic, ListenError> {
+    let _quiet = quiet_alsa();
     let host = cpal::default_host();
     let device = match wanted {
         None => host.default_input_device(),
@@ -187,4 +193,16 @@ where
         on_error,
         None,
     )
+}
+
+/// ALSA prints every failed probe of a pseudo device (no sound card, no JACK server) straight
+/// to stderr; collect them in a buffer instead, for this thread.
+#[cfg(target_os = "linux")]
+fn quiet_alsa() -> Option<impl Sized> {
+    alsa::Output::local_error_handler().ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn quiet_alsa() -> Option<()> {
+    None
 }

@@ -37,13 +37,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 }
             })
             .collect();
-        let channels: Vec<String> = d.channels.iter().map(|c| c.to_string()).collect();
+        let channels = match (d.channels.first(), d.channels.last()) {
+            (Some(lo), Some(hi)) if d.channels.len() > 2 => format!("{lo}-{hi}"),
+            _ => d
+                .channels
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        };
         println!(
             "{} {}  [{}]  channels {}  rates {} Hz",
             if d.is_default { "*" } else { " " },
             d.name,
             d.id,
-            channels.join(","),
+            channels,
             rates.join(", ")
         );
     }

@@ -5,13 +5,13 @@
 //! Whisper transcribes the next utterance while the LLM answers the current one. History
 //! grows turn by turn so the engine's cache only feeds each turn's new tokens.
 
+mod support;
+
 use super::ask::LlmArgs;
 use super::ask_media::DEFAULT_WHISPER;
-use super::tag::{cache_dir, facts_only, load_clip};
 use anyhow::{bail, Context};
 use percept_core::{
     AnswerEvent, AudioClip, FinishReason, Pipeline, Prompt, Turn, TurnRole, Untrusted,
-    VisionContext,
 };
 use percept_listen::{
     capture_queue, spawn_frontend, utterance_queue, FileSource, Notice, Overflow, Pace, VadConfig,
@@ -23,7 +23,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Endpointing thresholds.
 #[derive(Debug, Clone, clap::Args)]
@@ -176,7 +176,10 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
         }
     }
     let image = match &args.image {
-        Some(path) => Some(describe_image_file(path, args.clip_dir.as_deref())?),
+        Some(path) => Some(support::describe_image_file(
+            path,
+            args.clip_dir.as_deref(),
+        )?),
         None => None,
     };
     let source = match args.input.clone() {
@@ -262,7 +265,7 @@ pub(crate) fn session(
     let frontend = spawn_frontend(cap_rx, rate, live.vad.clone(), utt_tx, notice_tx)?;
     let notices = std::thread::spawn(move || {
         for n in notice_rx {
-            eprintln!("percept: {}", describe_notice(&n));
+            eprintln!("percept: {}", support::describe_notice(&n));
         }
     });
     let pending: Arc<Mutex<HashMap<u64, Pending>>> = Arc::default();
@@ -406,7 +409,7 @@ pub(crate) fn session(
     result.map(|()| reports)
 }
 
-type SourceThread = std::thread::JoinHandle<anyhow::Result<()>>;
+pub(super) type SourceThread = std::thread::JoinHandle<anyhow::Result<()>>;
 
 /// Starts capture on its own thread; returns it and the rate of the chunks it sends.
 fn start_source(
@@ -421,124 +424,24 @@ fn start_source(
             let file = FileSource::open(path)?;
             let rate = file.rate();
             let pace = *pace;
+            eprintln!(
+                "percept: listening to {} ({})",
+                path.display(),
+                match pace {
+                    Pace::Fast => "as fast as possible",
+                    Pace::RealTime => "real time",
+                }
+            );
             let t = std::thread::spawn(move || {
                 file.run(tx, pace, &stop)?;
                 Ok(())
             });
             Ok((t, rate))
         }
-        Source::Mic(name) => mic_source(name.as_deref(), tx, notices, stop),
+        Source::Mic(name) => support::mic_source(name.as_deref(), tx, notices, stop),
     }
-}
-
-#[cfg(feature = "mic")]
-fn mic_source(
-    name: Option<&str>,
-    tx: percept_listen::CaptureTx,
-    notices: crossbeam_channel::Sender<Notice>,
-    stop: Arc<AtomicBool>,
-) -> anyhow::Result<(SourceThread, u32)> {
-    let mic = percept_listen::mic::open_mic(name, tx, notices)?;
-    let rate = mic.rate;
-    eprintln!(
-        "percept: listening on `{}` ({} Hz, {} channel(s)); Ctrl-C stops",
-        mic.name, mic.rate, mic.channels
-    );
-    // The stream lives until Ctrl-C or the end of the session; dropping it ends capture.
-    let t = std::thread::spawn(move || {
-        while !stop.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        drop(mic);
-        Ok(())
-    });
-    Ok((t, rate))
-}
-
-#[cfg(not(feature = "mic"))]
-fn mic_source(
-    _name: Option<&str>,
-    _tx: percept_listen::CaptureTx,
-    _notices: crossbeam_channel::Sender<Notice>,
-    _stop: Arc<AtomicBool>,
-) -> anyhow::Result<(SourceThread, u32)> {
-    Err(percept_listen::ListenError::NoMic.into())
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn describe_notice(n: &Notice) -> String {
-    match n {
-        Notice::Dropped {
-            index,
-            start_s,
-            end_s,
-        } => format!(
-            "falling behind: dropped utterance {index} ({start_s:.1}-{end_s:.1} s) unanswered"
-        ),
-        Notice::Overrun {
-            at_s,
-            lost_samples,
-            discarded_utterance,
-        } => format!(
-            "capture overrun at {at_s:.1} s: {lost_samples} samples lost{}",
-            if *discarded_utterance {
-                ", the utterance in progress was dropped"
-            } else {
-                ""
-            }
-        ),
-        Notice::Device(m) => format!("audio device: {m}"),
-    }
-}
-
-/// The image that stays in context: CLIP tags when the model is there, file facts always.
-fn describe_image_file(
-    path: &std::path::Path,
-    clip_dir: Option<&std::path::Path>,
-) -> anyhow::Result<Untrusted> {
-    use percept_clip::labels::{parse_vocabulary, BUNDLED_LABELS};
-    let img = percept_media::image::decode_image_file(path, &Default::default())?;
-    let ctx: VisionContext = match load_clip(clip_dir)? {
-        Some(clip) => {
-            let labels = parse_vocabulary(BUNDLED_LABELS);
-            let (set, _) = percept_clip::LabelSet::load_or_build(
-                &clip,
-                &labels,
-                &percept_clip::TEMPLATES,
-                &cache_dir(None),
-            )?;
-            percept_clip::VisionStage::new(clip, set, 5)
-                .without_embedding()
-                .describe(&img)?
-        }
-        None => {
-            eprintln!("percept: no CLIP model; the image is described by its file facts only");
-            facts_only(&img)
-        }
-    };
-    let f = &ctx.facts;
-    let mut lines = vec![format!("{}x{} pixels, {}", f.width, f.height, f.format)];
-    lines.extend(f.extra.iter().map(|(k, v)| format!("{k}: {v}")));
-    if !ctx.tags.is_empty() {
-        let tags: Vec<String> = ctx
-            .tags
-            .iter()
-            .map(|t| format!("{} ({:.0}%)", t.label, t.score * 100.0))
-            .collect();
-        lines.push(format!(
-            "what the image shows, by CLIP: {}",
-            tags.join(", ")
-        ));
-    }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| path.display().to_string());
-    Ok(Untrusted {
-        label: format!("image {name}"),
-        text: lines.join("\n"),
-    })
 }
