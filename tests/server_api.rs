@@ -134,6 +134,7 @@ fn chat_stream_transcription_models_and_health() {
     // Streaming: role first (with the extension), content deltas, a finish reason, [DONE].
     let mut body = ask("Say hello.", 4);
     body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
     let r = c
         .post(format!("{}/v1/chat/completions", s.url))
         .json(&body)
@@ -153,9 +154,20 @@ fn chat_stream_transcription_models_and_health() {
         "first chunk lacks percept: {}",
         chunks[0]
     );
-    let last = chunks.last().unwrap();
-    assert!(last["choices"][0]["finish_reason"].is_string(), "{last}");
-    assert!(last["usage"]["completion_tokens"].as_u64().unwrap() <= 4);
+    let finish = &chunks[chunks.len() - 2];
+    assert!(
+        finish["choices"][0]["finish_reason"].is_string(),
+        "{finish}"
+    );
+    let text: String = chunks[1..chunks.len() - 2]
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert!(!text.is_empty(), "no content deltas: {chunks:?}");
+    // stream_options.include_usage: a last chunk with no choices and the usage.
+    let usage_chunk = chunks.last().unwrap();
+    assert_eq!(usage_chunk["choices"], json!([]), "{usage_chunk}");
+    assert!(usage_chunk["usage"]["completion_tokens"].as_u64().unwrap() <= 4);
 
     // Spoken question and an image in one message: transcript and facts come back.
     let msg = json!({"messages": [{"role": "user", "content": [
@@ -219,6 +231,24 @@ fn chat_stream_transcription_models_and_health() {
             && v["duration"].as_f64().unwrap() > 5.0,
         "{v}"
     );
+
+    let form = multipart::Form::new()
+        .part(
+            "file",
+            multipart::Part::bytes(asset("assets/audio/jfk.mp3")).file_name("jfk.mp3"),
+        )
+        .text("response_format", "text");
+    let r = c
+        .post(format!("{}/v1/audio/translations", s.url))
+        .multipart(form)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    assert!(r.text().unwrap().to_lowercase().contains("your country"));
 
     // The web page is served without auth and with the right types.
     for (path, ty) in [
