@@ -204,7 +204,10 @@ mod tests {
         let s = scan((rec("a", 1, "ok") + &rec("b", 2, "error")).as_bytes());
         let done = Done::from_records(&s.records, false);
         assert!(done.contains("a", 1, 1_700_000_000.123_456_7));
-        assert!(!done.contains("a", 2, 1_700_000_000.123_456_7), "size changed");
+        assert!(
+            !done.contains("a", 2, 1_700_000_000.123_456_7),
+            "size changed"
+        );
         assert!(!done.contains("a", 1, 1700000001.0), "mtime changed");
         assert!(done.contains("b", 2, 1_700_000_000.123_456_7));
         let retry = Done::from_records(&s.records, true);

@@ -6,7 +6,7 @@ use super::record::Kind;
 use super::sniff::sniff_file;
 use globset::GlobSet;
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::time::{Instant, UNIX_EPOCH};
 
 /// One file found by the walk.
@@ -37,6 +37,16 @@ pub fn walk(root: &Path, exclude: &GlobSet, skip: Option<&Path>) -> anyhow::Resu
         "{}: no such file or directory",
         root.display()
     );
+    // `./media` and `media` name the same files; record them the same way so resume matches.
+    let clean: PathBuf = root
+        .components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect();
+    let root = if clean.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        clean.as_path()
+    };
     let skip = skip.and_then(|p| p.canonicalize().ok());
     let mut seen: HashSet<PathBuf> = HashSet::new();
     let mut out = Walked::default();
@@ -133,4 +143,45 @@ fn inspect(path: &Path) -> Entry {
         Err(e) => entry.error = Some(format!("cannot read: {e}")),
     }
     entry
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn walks_folders_named_like_files_once_per_file_without_looping() {
+        let top = std::env::temp_dir().join(format!("percept-walk-{}", std::process::id()));
+        let d = top.join("m");
+        std::fs::create_dir_all(d.join("x.wav")).unwrap();
+        std::fs::create_dir_all(d.join("skip")).unwrap();
+        std::fs::write(d.join("x.wav/a.txt"), "text").unwrap();
+        std::fs::write(d.join("b.wav"), b"RIFF\x24\0\0\0WAVEfmt ").unwrap();
+        std::fs::write(d.join("skip/c.txt"), "text").unwrap();
+        std::os::unix::fs::symlink("..", d.join("x.wav/up")).unwrap();
+        std::os::unix::fs::symlink("b.wav", d.join("z.wav")).unwrap();
+        let mut ex = globset::GlobSetBuilder::new();
+        ex.add(globset::Glob::new("skip").unwrap());
+        let w = walk(&top.join("./m/"), &ex.build().unwrap(), None).unwrap();
+        let paths: Vec<&str> = w.entries.iter().map(|e| e.display.as_str()).collect();
+        let m = top.join("m");
+        let want = [m.join("b.wav"), m.join("x.wav/a.txt")];
+        assert_eq!(
+            paths,
+            want.iter().map(|p| p.to_str().unwrap()).collect::<Vec<_>>()
+        );
+        assert_eq!(w.entries[0].kind, Kind::Audio);
+        assert_eq!(w.entries[1].kind, Kind::Other);
+        assert!(w.entries[1]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("detected: text"));
+        assert!(
+            w.notes.iter().any(|n| n.contains("symlink loop")),
+            "{:?}",
+            w.notes
+        );
+        std::fs::remove_dir_all(&top).unwrap();
+    }
 }

@@ -102,6 +102,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.tags,
         args.llm,
     )?;
+    anyhow::ensure!(
+        args.dir.exists(),
+        "{}: no such file or directory",
+        args.dir.display()
+    );
     let opened = Journal::open(&args.out)?;
     let mut journal = opened.journal;
     let scan = opened.scan;
