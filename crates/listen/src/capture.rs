@@ -1,7 +1,8 @@
 //! The hand-off from a capture callback to the front end: a bounded queue of sample chunks.
 //!
-//! The callback side never blocks: when the queue is full the chunk is counted as lost and the
-//! front end later throws away the utterance that lost audio (whole), keeping stream time.
+//! The callback side never blocks: when the queue is full the chunk is counted as lost, and the
+//! next chunk that gets through carries that count, so the front end knows exactly where the
+//! hole is: it throws away the utterance that lost audio (whole) and keeps stream time.
 
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,17 +11,19 @@ use std::sync::Arc;
 /// Mono samples at the source's rate.
 pub type Chunk = Vec<f32>;
 
+/// Samples lost just before a chunk, and the chunk.
+pub(crate) type Tagged = (u64, Chunk);
+
 /// The producing end (cheap to clone into a callback).
 #[derive(Clone)]
 pub struct CaptureTx {
-    tx: Sender<Chunk>,
+    tx: Sender<Tagged>,
     lost: Arc<AtomicU64>,
 }
 
 /// The consuming end, read by the front end.
 pub struct CaptureRx {
-    pub(crate) rx: Receiver<Chunk>,
-    lost: Arc<AtomicU64>,
+    pub(crate) rx: Receiver<Tagged>,
 }
 
 /// A capture queue holding up to `chunks` chunks.
@@ -32,7 +35,7 @@ pub fn capture_queue(chunks: usize) -> (CaptureTx, CaptureRx) {
             tx,
             lost: lost.clone(),
         },
-        CaptureRx { rx, lost },
+        CaptureRx { rx },
     )
 }
 
@@ -40,10 +43,11 @@ impl CaptureTx {
     /// Never blocks. Returns false when the chunk was lost (queue full) or nobody listens.
     pub fn push(&self, chunk: Chunk) -> bool {
         let n = chunk.len() as u64;
-        match self.tx.try_send(chunk) {
+        let before = self.lost.swap(0, Ordering::Relaxed);
+        match self.tx.try_send((before, chunk)) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
-                self.lost.fetch_add(n, Ordering::Relaxed);
+                self.lost.fetch_add(before + n, Ordering::Relaxed);
                 false
             }
             Err(TrySendError::Disconnected(_)) => false,
@@ -52,13 +56,7 @@ impl CaptureTx {
 
     /// Waits for room: for sources that are not real time (a file read as fast as possible).
     pub fn push_blocking(&self, chunk: Chunk) -> bool {
-        self.tx.send(chunk).is_ok()
-    }
-}
-
-impl CaptureRx {
-    /// Samples lost since the last call.
-    pub fn take_lost(&self) -> u64 {
-        self.lost.swap(0, Ordering::Relaxed)
+        let before = self.lost.swap(0, Ordering::Relaxed);
+        self.tx.send((before, chunk)).is_ok()
     }
 }

@@ -82,14 +82,13 @@ pub fn spawn_frontend(
                     }
                 }
             };
-            for chunk in capture.rx.iter() {
+            for (lost, chunk) in capture.rx.iter() {
                 if origin.is_none() {
                     // The first chunk arrives once it has been recorded: stream time 0 was
                     // one chunk earlier.
                     let secs = chunk.len() as f64 / source_rate as f64;
                     origin = Instant::now().checked_sub(Duration::from_secs_f64(secs));
                 }
-                let lost = capture.take_lost();
                 if lost > 0 {
                     stats.overruns += 1;
                     let skip = lost * SPEECH_RATE as u64 / source_rate as u64;
@@ -125,3 +124,7 @@ pub fn spawn_frontend(
 fn anchor(origin: Option<Instant>, secs: f64) -> Option<Instant> {
     origin.map(|o| o + Duration::from_secs_f64(secs.max(0.0)))
 }
+
+#[cfg(test)]
+#[path = "frontend_tests.rs"]
+mod tests;
