@@ -3,11 +3,19 @@
 latency of `percept serve` for transcriptions and short chat answers at several concurrencies.
 
     server_load.py URL --audio assets/audio/jfk.wav [--requests 8] [--concurrency 1,2,4]
-                   [--max-tokens 16] [--prompt TEXT] [--json]
+                   [--max-tokens 16] [--prompt TEXT] [--cli target/release/percept --rounds 3]
+
+With --cli, the server's overhead is measured A/B: each round times one request to the idle
+server and then the same work done by the CLI in-process (the server idles meanwhile), so a
+busy machine slows both sides alike; the medians over the rounds are compared.
 """
 import argparse
 import json
 import statistics
+import subprocess
+import shutil
+import tempfile
+import os
 import threading
 import time
 import urllib.error
@@ -108,6 +116,56 @@ def run(send, requests, concurrency):
             "mean_s": statistics.fmean(latencies) if latencies else None}
 
 
+def timed(send):
+    t = time.perf_counter()
+    status = send()
+    if status != 200:
+        raise RuntimeError(f"HTTP {status} on an idle server")
+    return time.perf_counter() - t
+
+
+def seconds(cmd):
+    t = time.perf_counter()
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - t
+
+
+def cli_transcribe(cli, audio_path, tmp):
+    """Seconds per file without the model load: time(2 files) - time(1 file)."""
+    second = os.path.join(tmp, "again.wav")
+    shutil.copyfile(audio_path, second)
+    one = seconds([cli, "transcribe", audio_path])
+    two = seconds([cli, "transcribe", audio_path, second])
+    return two - one
+
+
+def cli_ask(cli, prompt, max_tokens):
+    """Prefill + decode seconds that `percept ask --json` reports (load excluded), and tokens."""
+    out = subprocess.run([cli, "ask", prompt, "--max-tokens", str(max_tokens), "--json"],
+                         capture_output=True, check=True, text=True).stdout
+    v = json.loads(out)
+    return (v["prefill_ms"] + v["decode_ms"]) / 1000, v["completion_tokens"]
+
+
+def compare(cli, rounds, work, audio_path, prompt, max_tokens):
+    server = {"transcription": [], "chat": []}
+    local = {"transcription": [], "chat": []}
+    tokens = None
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(rounds):
+            server["transcription"].append(timed(work["transcription"]))
+            local["transcription"].append(cli_transcribe(cli, audio_path, tmp))
+            server["chat"].append(timed(work["chat"]))
+            secs, tokens = cli_ask(cli, prompt, max_tokens)
+            local["chat"].append(secs)
+    rows = []
+    for name in ("transcription", "chat"):
+        s, c = statistics.median(server[name]), statistics.median(local[name])
+        rows.append({"work": name, "server_s": s, "cli_s": c, "overhead": s / c - 1,
+                     "server_all": server[name], "cli_all": local[name]})
+    return rows, tokens
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("url")
@@ -116,6 +174,8 @@ def main():
     ap.add_argument("--concurrency", default="1,2,4")
     ap.add_argument("--max-tokens", type=int, default=16)
     ap.add_argument("--prompt", default="Write one sentence about the sea.")
+    ap.add_argument("--cli", help="percept binary: also compare with the CLI in-process")
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     base = a.url.rstrip("/")
@@ -128,14 +188,19 @@ def main():
         send()  # warm-up: first-call allocations are not what a steady server pays
         for c in (int(x) for x in a.concurrency.split(",")):
             rows.append({"work": name, **run(send, max(a.requests, c), c)})
+    overhead, tokens = compare(a.cli, a.rounds, work, a.audio, a.prompt, a.max_tokens) if a.cli else ([], None)
     if a.json:
-        print(json.dumps(rows))
+        print(json.dumps({"load": rows, "overhead": overhead}))
         return
+    fmt = lambda v: f"{v:8.2f}" if v is not None else f"{'-':>8}"  # noqa: E731
     print(f"{'work':<14}{'clients':>8}{'ok':>5}{'429':>5}{'err':>5}{'req/s':>8}{'p50 s':>8}{'p99 s':>8}")
     for r in rows:
-        fmt = lambda v: f"{v:8.2f}" if v is not None else f"{'-':>8}"  # noqa: E731
         print(f"{r['work']:<14}{r['concurrency']:>8}{r['ok']:>5}{r['rejected']:>5}{r['errors']:>5}"
               f"{fmt(r['req_per_s'])}{fmt(r['p50_s'])}{fmt(r['p99_s'])}")
+    for r in overhead:
+        extra = f" ({tokens} tokens)" if r["work"] == "chat" else ""
+        print(f"{r['work']:<14} A/B medians over {a.rounds} rounds{extra}: server {r['server_s']:.3f} s, "
+              f"CLI in-process {r['cli_s']:.3f} s, overhead {100 * r['overhead']:+.1f}%")
 
 
 if __name__ == "__main__":
