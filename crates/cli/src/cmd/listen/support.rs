@@ -5,9 +5,8 @@ use super::super::tag::{cache_dir, facts_only, load_clip};
 use super::SourceThread;
 use percept_core::{Untrusted, VisionContext};
 use percept_listen::Notice;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
 
 #[cfg(feature = "mic")]
 pub(super) fn mic_source(
@@ -24,8 +23,8 @@ pub(super) fn mic_source(
     );
     // The stream lives until Ctrl-C or the end of the session; dropping it ends capture.
     let t = std::thread::spawn(move || {
-        while !stop.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(50));
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(50));
         }
         drop(mic);
         Ok(())
