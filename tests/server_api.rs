@@ -112,6 +112,14 @@ fn chat_stream_transcription_models_and_health() {
         "{models}"
     );
 
+    let one: Value = c
+        .get(format!("{}/v1/models/{}", s.url, server_support::WHISPER))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(one["percept"]["kind"], "speech", "{one}");
+
     // Non-streaming answer with usage and the percept extension.
     let (status, v) = post(&c, &s, "/v1/chat/completions", &ask("Name a colour.", 3));
     assert_eq!(status, 200, "{v}");

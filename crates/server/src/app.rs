@@ -4,7 +4,7 @@
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::{audio, chat, embeddings};
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -24,6 +24,7 @@ pub fn router(st: Arc<AppState>) -> Router {
         .route("/audio/translations", post(audio::translations))
         .route("/embeddings", post(embeddings::embeddings))
         .route("/models", get(models))
+        .route("/models/{id}", get(model))
         .route_layer(middleware::from_fn_with_state(st.clone(), auth));
     Router::new()
         .nest("/v1", v1)
@@ -143,7 +144,7 @@ async fn health(State(st): State<Arc<AppState>>) -> Response {
     }
 }
 
-async fn models(State(st): State<Arc<AppState>>) -> Result<Response, ApiError> {
+fn model_list(st: &AppState) -> Result<Vec<serde_json::Value>, ApiError> {
     let w = st.workers()?;
     let entry = |id: &str, kind: &str| json!({"id": id, "object": "model", "created": 0, "owned_by": "percept", "percept": {"kind": kind}});
     let mut data = vec![entry(&w.llm_id, "llm")];
@@ -153,7 +154,27 @@ async fn models(State(st): State<Arc<AppState>>) -> Result<Response, ApiError> {
     if let Some(id) = &w.clip_id {
         data.push(entry(id, "vision"));
     }
+    Ok(data)
+}
+
+async fn models(State(st): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let data = model_list(&st)?;
     Ok(Json(json!({"object": "list", "data": data})).into_response())
+}
+
+async fn model(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let data = model_list(&st)?;
+    let ids: Vec<String> = data
+        .iter()
+        .filter_map(|m| m["id"].as_str().map(str::to_string))
+        .collect();
+    match data.into_iter().find(|m| m["id"] == id.as_str()) {
+        Some(m) => Ok(Json(m).into_response()),
+        None => Err(ApiError::unknown_model("model", &id, &ids)),
+    }
 }
 
 async fn metrics(State(st): State<Arc<AppState>>) -> Response {

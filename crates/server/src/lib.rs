@@ -121,7 +121,7 @@ pub fn run(
         .enable_all()
         .build()
         .map_err(ServerError::Runtime)?;
-    rt.block_on(async move {
+    let result = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
@@ -156,9 +156,11 @@ pub fn run(
         metrics.ready.set(1);
         on_event(Event::Listening(local));
 
+        // Biased: a signal also ends the server task, and the stop should be reported.
         tokio::select! {
-            r = &mut server => return finish(r),
+            biased;
             _ = signalled.wait_for(|s| *s) => {}
+            r = &mut server => return finish(r),
         }
         st.stopping.store(true, Ordering::SeqCst);
         metrics.ready.set(0);
@@ -177,7 +179,10 @@ pub fn run(
             Ok(r) => finish(r),
             Err(_) => Ok(()),
         }
-    })
+    });
+    // A model load still running (stopped while loading) must not hold the exit.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    result
 }
 
 fn finish(r: Result<std::io::Result<()>, tokio::task::JoinError>) -> Result<(), ServerError> {
