@@ -131,6 +131,7 @@ def main():
     ap.add_argument("--max-tokens", type=int, help="set the page's max tokens setting")
     ap.add_argument("--screenshot", help="write a PNG of the page here")
     ap.add_argument("--timeout", type=float, default=120)
+    ap.add_argument("--viewport", default="1200x900", help="page size WIDTHxHEIGHT")
     a = ap.parse_args()
 
     profile = tempfile.mkdtemp(prefix="percept-chromium-")
@@ -152,8 +153,9 @@ def main():
         s = browser.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         browser.call("Page.enable", session=s)
         browser.call("Runtime.enable", session=s)
+        width, height = (int(v) for v in a.viewport.split("x"))
         browser.call("Emulation.setDeviceMetricsOverride",
-                     {"width": 1200, "height": 900, "deviceScaleFactor": 1, "mobile": False}, session=s)
+                     {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, session=s)
         browser.call("Page.navigate", {"url": a.url}, session=s)
         browser.wait_event("Page.loadEventFired", 30)
 
