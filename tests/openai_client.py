@@ -35,6 +35,14 @@ def main():
                            max_retries=0, timeout=120)
     summary = {"openai": openai.__version__}
 
+    if a.api_key != "unused":
+        wrong = openai.OpenAI(base_url=client.base_url, api_key=a.api_key + "-wrong", max_retries=0)
+        try:
+            wrong.models.list()
+            check(False, "a wrong API key was accepted")
+        except openai.AuthenticationError:
+            summary["wrong_key"] = "refused with 401"
+
     listed = client.models.list().data
     models = [m.id for m in listed]
     check(models, "GET /v1/models listed no models")
