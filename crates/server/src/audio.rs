@@ -100,8 +100,9 @@ async fn handle(
     form: Result<Multipart, MultipartRejection>,
     task: Task,
 ) -> Result<Response, ApiError> {
-    let form = read_form(st, form).await?;
     let workers = st.workers()?;
+    let permit = st.admit()?;
+    let form = read_form(st, form).await?;
     let Some(whisper_id) = workers.whisper_id.clone() else {
         return Err(ApiError::not_loaded(
             "no Whisper model is loaded (start the server with --whisper ID)",
@@ -129,7 +130,6 @@ async fn handle(
         initial_prompt: form.prompt,
         ..Options::default()
     };
-    let permit = st.admit()?;
     let t = workers
         .transcribe(vec![file], options, permit)
         .await?

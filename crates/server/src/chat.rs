@@ -7,9 +7,7 @@ use crate::state::{AppState, CancelGuard};
 use crate::vision::{VisionOut, VisionWork};
 use crate::workers::{recv, LlmJob};
 use crate::{json, prompt, stream};
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use percept_core::{AnswerEvent, FinishReason, Transcript, VisionContext};
 use percept_llm::{GenParams, Generation};
@@ -32,14 +30,11 @@ pub struct Queued {
     pub reply: oneshot::Receiver<Result<Generation, ApiError>>,
 }
 
-pub async fn completions(
-    State(st): State<Arc<AppState>>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+pub async fn completions(State(st): State<Arc<AppState>>, req: Request) -> Response {
     let guard = st.track();
     let deadline = Instant::now() + st.config.timeout;
     let secs = st.config.timeout.as_secs();
-    let queued = match tokio::time::timeout_at(deadline, queue(&st, body, &guard)).await {
+    let queued = match tokio::time::timeout_at(deadline, queue(&st, req, &guard)).await {
         Err(_) => return ApiError::timeout(secs).into_response(),
         Ok(Err(e)) => return e.into_response(),
         Ok(Ok(q)) => q,
@@ -83,12 +78,13 @@ pub async fn completions(
 /// Parses and checks the request, runs the media stages and queues the generation.
 async fn queue(
     st: &Arc<AppState>,
-    body: Result<Bytes, BytesRejection>,
+    req: Request,
     guard: &CancelGuard,
 ) -> Result<(Queued, bool), ApiError> {
-    let bytes = json::body(body, st.config.max_body_bytes)?;
-    let req: ChatRequest = json::parse(&bytes)?;
     let workers = st.workers()?;
+    let permit = st.admit()?;
+    let bytes = json::read(req, st.config.max_body_bytes).await?;
+    let req: ChatRequest = json::parse(&bytes)?;
     if let Some(m) = &req.model {
         if m != &workers.llm_id {
             return Err(ApiError::unknown_model(
@@ -102,7 +98,6 @@ async fn queue(
     let streaming = req.stream;
     let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
     let mut inputs = chat_input::split(req.messages, &st.policy)?;
-    let permit = st.admit()?;
 
     // Speech and vision are separate stage threads: both run at once.
     let audio = std::mem::take(&mut inputs.audio);

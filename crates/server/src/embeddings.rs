@@ -6,9 +6,7 @@ use crate::error::ApiError;
 use crate::json;
 use crate::state::AppState;
 use crate::vision::{EmbedInput, ImageInput, VisionOut, VisionWork};
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde::Deserialize;
@@ -34,28 +32,23 @@ pub fn no_clip() -> ApiError {
     ))
 }
 
-pub async fn embeddings(
-    State(st): State<Arc<AppState>>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+pub async fn embeddings(State(st): State<Arc<AppState>>, req: Request) -> Response {
     let secs = st.config.timeout.as_secs();
-    match tokio::time::timeout(st.config.timeout, handle(&st, body)).await {
+    match tokio::time::timeout(st.config.timeout, handle(&st, req)).await {
         Err(_) => ApiError::timeout(secs).into_response(),
         Ok(Err(e)) => e.into_response(),
         Ok(Ok(v)) => axum::Json(v).into_response(),
     }
 }
 
-async fn handle(
-    st: &Arc<AppState>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Value, ApiError> {
-    let bytes = json::body(body, st.config.max_body_bytes)?;
-    let req: EmbeddingsRequest = json::parse(&bytes)?;
+async fn handle(st: &Arc<AppState>, req: Request) -> Result<Value, ApiError> {
     let workers = st.workers()?;
     let Some(clip_id) = workers.clip_id.clone() else {
         return Err(no_clip());
     };
+    let permit = st.admit()?;
+    let bytes = json::read(req, st.config.max_body_bytes).await?;
+    let req: EmbeddingsRequest = json::parse(&bytes)?;
     if let Some(m) = &req.model {
         if m != &clip_id {
             return Err(ApiError::unknown_model("model", m, &[clip_id]));
@@ -72,7 +65,6 @@ async fn handle(
         }
     };
     let inputs = parse_inputs(req.input)?;
-    let permit = st.admit()?;
     let vectors = match workers.vision(VisionWork::Embed(inputs), permit).await? {
         VisionOut::Embeddings(v) => v,
         VisionOut::Contexts(_) => {

@@ -6,6 +6,13 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
+/// Reads the body only once the caller has a queue place, so a flood of large bodies is
+/// refused (429) before any of it is buffered.
+pub async fn read(req: axum::extract::Request, limit: usize) -> Result<Bytes, ApiError> {
+    use axum::extract::FromRequest;
+    body(Bytes::from_request(req, &()).await, limit)
+}
+
 /// Maps a body that could not be read (over `--max-body-mb`, broken connection) to an error.
 pub fn body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
     body.map_err(|e| {

@@ -96,6 +96,15 @@ impl State {
                 prompt_tokens,
                 completion_tokens,
             })) => {
+                // The reply follows `Done` once the stage has freed the queue place; waiting
+                // for it means a client that saw [DONE] can send its next request at once.
+                let (_, dead) = tokio::sync::oneshot::channel();
+                let reply = std::mem::replace(&mut self.q.reply, dead);
+                if let Ok(Err(e)) = tokio::time::timeout_at(self.deadline, recv(reply, "llm")).await
+                {
+                    self.phase = Phase::Done;
+                    return Some(error(&e));
+                }
                 let u = usage(prompt_tokens, completion_tokens);
                 let mut c = self.chunk(json!({}), Some(finish_reason(finish)));
                 c["usage"] = u.clone();

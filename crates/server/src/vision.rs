@@ -35,8 +35,7 @@ pub enum VisionOut {
 pub struct VisionJob {
     pub work: VisionWork,
     pub reply: Reply<VisionOut>,
-    /// Held, never read: the request's queue place is freed when the stage drops the job.
-    #[allow(dead_code)]
+    /// Released just before the reply, so a client that has its answer finds its place free.
     pub permit: Permit,
 }
 
@@ -59,6 +58,7 @@ impl VisionWorker {
             VisionWork::Describe(images) => self.describe(&images).map(VisionOut::Contexts),
             VisionWork::Embed(inputs) => self.embed(&inputs).map(VisionOut::Embeddings),
         };
+        drop(job.permit);
         let _ = job.reply.send(result);
     }
 

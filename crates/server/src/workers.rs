@@ -27,8 +27,7 @@ pub struct SpeechJob {
     pub clips: Vec<AudioInput>,
     pub options: Options,
     pub reply: Reply<Vec<Transcript>>,
-    /// Held, never read: the request's queue place is freed when the stage drops the job.
-    #[allow(dead_code)]
+    /// Released just before the reply, so a client that has its answer finds its place free.
     pub permit: Permit,
 }
 
@@ -38,8 +37,7 @@ pub struct LlmJob {
     pub events: Option<mpsc::UnboundedSender<AnswerEvent>>,
     pub cancel: Arc<AtomicBool>,
     pub reply: Reply<Generation>,
-    /// Held, never read: the request's queue place is freed when the stage drops the job.
-    #[allow(dead_code)]
+    /// Released just before the reply, so a client that has its answer finds its place free.
     pub permit: Permit,
 }
 
@@ -91,6 +89,7 @@ impl Workers {
                         })
                         .collect::<Result<Vec<_>, ApiError>>();
                     m.stage("speech", started - t.sent, started.elapsed());
+                    drop(job.permit);
                     let _ = job.reply.send(result);
                     Ok::<(), StageError>(())
                 }),
@@ -124,6 +123,7 @@ impl Workers {
                 if job.cancel.load(Ordering::SeqCst) {
                     // The client left (or timed out) while the job waited: skip it.
                     m.finish.with_label_values(&["cancelled"]).inc();
+                    drop(job.permit);
                     let _ = job.reply.send(Err(ApiError::cancelled()));
                     return Ok(());
                 }
@@ -160,6 +160,7 @@ impl Workers {
                     };
                     m.finish.with_label_values(&[reason]).inc();
                 }
+                drop(job.permit);
                 let _ = job.reply.send(result.map_err(llm_error));
                 Ok::<(), StageError>(())
             }),
