@@ -142,6 +142,9 @@ fn check_mixed(recs: &[Value], expected: &BTreeMap<String, (&str, &str)>) {
     }
     let err = |p: &str| got[p]["error"].as_str().unwrap_or("").to_string();
     assert!(err("media/text.wav").contains("not an image or audio file (detected: text)"));
+    // A failed file keeps the timings of the stages it went through.
+    let t = &got["media/truncated.png"]["timings"];
+    assert!(t["decode"].as_f64().is_some(), "{t}");
     assert!(
         err("media/truncated.png").contains("truncated"),
         "{}",

@@ -32,7 +32,7 @@ pub struct Tally {
 }
 
 /// The record line for a file that finished (or failed) the stages.
-pub fn record_line(entry: &Entry, outcome: &Result<Work, String>) -> (Status, String) {
+pub fn record_line(entry: &Entry, outcome: &Result<Work, (String, Timings)>) -> (Status, String) {
     let empty = Results::default();
     let mut timings: Timings = Timings::new();
     if entry.sniff_secs > 0.0 {
@@ -43,7 +43,10 @@ pub fn record_line(entry: &Entry, outcome: &Result<Work, String>) -> (Status, St
             timings.extend(w.timings.iter().map(|(k, v)| (*k, *v)));
             (Status::Ok, None, &w.results)
         }
-        Err(e) => (Status::Error, Some(e.clone()), &empty),
+        Err((e, t)) => {
+            timings.extend(t.iter().map(|(k, v)| (*k, *v)));
+            (Status::Error, Some(e.clone()), &empty)
+        }
     };
     let rec = Record {
         path: &entry.display,
@@ -79,9 +82,9 @@ pub fn process(
 ) -> anyhow::Result<percept_core::PipelineReport> {
     let counts = Arc::new(StageCounts::default());
     let c2 = counts.clone();
-    let mut on_done = |id: usize, result: Result<Work, percept_core::ItemError>| {
+    let mut on_done = |id: usize, result: Result<Work, (percept_core::ItemError, Timings)>| {
         let entry = &work[id];
-        let outcome = result.map_err(|e| e.to_string());
+        let outcome = result.map_err(|(e, t)| (e.to_string(), t));
         let (status, line) = record_line(entry, &outcome);
         write(&line)?;
         match &outcome {
@@ -94,7 +97,7 @@ pub fn process(
             }
         }
         let what = match (&outcome, status) {
-            (Err(e), _) => format!("error: {e}"),
+            (Err((e, _)), _) => format!("error: {e}"),
             _ => "ok".to_string(),
         };
         progress.file(&entry.display, &what, &c2);

@@ -20,20 +20,23 @@ use percept_core::{
 };
 use percept_llm::answer;
 use percept_media::image::{decode_image_file, ImageOptions};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What a file has gathered so far on its way through the stages.
 #[derive(Debug, Default)]
 pub struct Work {
+    id: u64,
     pub name: String,
     pub results: Results,
     pub timings: Timings,
 }
 
 struct Job {
+    id: u64,
     path: PathBuf,
     name: String,
 }
@@ -45,9 +48,28 @@ pub struct StageCounts {
     pub speech: AtomicU64,
     pub vision: AtomicU64,
     pub llm: AtomicU64,
+    /// Stage timings of files that failed, by item id, until their error record is written
+    /// (an error travelling through the runner carries only its message).
+    failed: Mutex<HashMap<u64, Timings>>,
 }
 
 impl StageCounts {
+    /// Splits a stage result into the work (for the next stage) and its output, keeping the
+    /// timings of a failed file aside.
+    fn settle<T>(&self, w: Work, r: Result<T, StageError>) -> Result<(Work, T), StageError> {
+        match r {
+            Ok(t) => Ok((w, t)),
+            Err(e) => {
+                lock(&self.failed).insert(w.id, w.timings);
+                Err(e)
+            }
+        }
+    }
+
+    fn take_failed(&self, id: u64) -> Timings {
+        lock(&self.failed).remove(&id).unwrap_or_default()
+    }
+
     pub fn line(&self) -> String {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         format!(
@@ -75,7 +97,7 @@ pub fn run(
     opts: &RunOptions,
     stop: &AtomicBool,
     counts: &Arc<StageCounts>,
-    on_done: &mut dyn FnMut(usize, Result<Work, ItemError>) -> anyhow::Result<()>,
+    on_done: &mut dyn FnMut(usize, Result<Work, (ItemError, Timings)>) -> anyhow::Result<()>,
     tick: &mut dyn FnMut(),
 ) -> anyhow::Result<PipelineReport> {
     let mut pipeline = Pipeline::new(opts.capacity);
@@ -121,7 +143,7 @@ pub fn run(
                 });
             }
         }
-        write_all(done, on_done, tick, &ack_tx)
+        write_all(done, counts, on_done, tick, &ack_tx)
     });
     let report = pipeline.join();
     result.map(|()| report)
@@ -133,6 +155,7 @@ fn feed(input: &mut Input<Job>, id: usize, e: &Entry) -> bool {
         .file_name()
         .map_or_else(|| e.display.clone(), |n| n.to_string_lossy().to_string());
     let job = Job {
+        id: id as u64,
         path: e.path.clone(),
         name,
     };
@@ -141,7 +164,8 @@ fn feed(input: &mut Input<Job>, id: usize, e: &Entry) -> bool {
 
 fn write_all(
     done: Receiver<Envelope<Work>>,
-    on_done: &mut dyn FnMut(usize, Result<Work, ItemError>) -> anyhow::Result<()>,
+    counts: &StageCounts,
+    on_done: &mut dyn FnMut(usize, Result<Work, (ItemError, Timings)>) -> anyhow::Result<()>,
     tick: &mut dyn FnMut(),
     ack: &crossbeam_channel::Sender<()>,
 ) -> anyhow::Result<()> {
@@ -149,7 +173,8 @@ fn write_all(
         match done.recv_timeout(Duration::from_millis(200)) {
             Ok(env) => {
                 // Dropping `done` on error stops every stage: their sends fail in turn.
-                on_done(env.id as usize, env.result)?;
+                let result = env.result.map_err(|e| (e, counts.take_failed(env.id)));
+                on_done(env.id as usize, result)?;
                 let _ = ack.send(());
             }
             Err(RecvTimeoutError::Timeout) => tick(),
@@ -199,6 +224,7 @@ fn decode_audio(counts: Arc<StageCounts>) -> Stage<Job, (Work, AudioClip)> {
         "decode-audio",
         Box::new(move |job: Job| {
             let mut w = Work {
+                id: job.id,
                 name: job.name,
                 ..Work::default()
             };
@@ -206,7 +232,7 @@ fn decode_audio(counts: Arc<StageCounts>) -> Stage<Job, (Work, AudioClip)> {
                 percept_media::decode_file(&job.path, percept_media::SPEECH_RATE)
             });
             counts.decode.fetch_add(1, Ordering::Relaxed);
-            Ok((w, clip.map_err(|e| StageError::new(e.to_string()))?))
+            counts.settle(w, clip.map_err(|e| StageError::new(e.to_string())))
         }),
     )
 }
@@ -224,7 +250,8 @@ fn speech(models: &Models, counts: Arc<StageCounts>) -> Stage<(Work, AudioClip),
                 lock(whisper).transcribe_clip(&clip, &opts)
             });
             counts.speech.fetch_add(1, Ordering::Relaxed);
-            w.results.transcript = Some(t.map_err(|e| StageError::from_error(&e))?);
+            let (mut w, t) = counts.settle(w, t.map_err(|e| StageError::from_error(&e)))?;
+            w.results.transcript = Some(t);
             Ok(w)
         }),
     )
@@ -236,6 +263,7 @@ fn decode_image(counts: Arc<StageCounts>) -> Stage<Job, (Work, DecodedImage)> {
         "decode-image",
         Box::new(move |job: Job| {
             let mut w = Work {
+                id: job.id,
                 name: job.name,
                 ..Work::default()
             };
@@ -243,7 +271,7 @@ fn decode_image(counts: Arc<StageCounts>) -> Stage<Job, (Work, DecodedImage)> {
                 decode_image_file(&job.path, &opts)
             });
             counts.decode.fetch_add(1, Ordering::Relaxed);
-            Ok((w, img.map_err(|e| StageError::new(e.to_string()))?))
+            counts.settle(w, img.map_err(|e| StageError::new(e.to_string())))
         }),
     )
 }
@@ -263,7 +291,7 @@ fn vision(models: &Models, counts: Arc<StageCounts>) -> Stage<(Work, DecodedImag
                 }),
             });
             counts.vision.fetch_add(1, Ordering::Relaxed);
-            let ctx = ctx.map_err(StageError::new)?;
+            let (mut w, ctx) = counts.settle(w, ctx.map_err(StageError::new))?;
             w.results.tags = Some(ctx.tags);
             w.results.facts = Some(ctx.facts);
             Ok(w)
@@ -295,7 +323,8 @@ fn llm(models: &Models, question: String, counts: Arc<StageCounts>) -> Stage<Wor
                 answer(&mut lock(engine), &prompt, &params, &never, &mut |_| {})
             });
             counts.llm.fetch_add(1, Ordering::Relaxed);
-            w.results.answer = Some(gen.map_err(|e| StageError::from_error(&e))?.text);
+            let (mut w, gen) = counts.settle(w, gen.map_err(|e| StageError::from_error(&e)))?;
+            w.results.answer = Some(gen.text);
             Ok(w)
         }),
     )

@@ -166,7 +166,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut tally = Tally::default();
     for e in &direct {
         let err = e.error.clone().unwrap_or_default();
-        let (_, line) = record_line(e, &Err(err.clone()));
+        let (_, line) = record_line(e, &Err((err.clone(), Default::default())));
         journal.append(&line)?;
         tally.error += 1;
         progress.file(&e.display, &format!("error: {err}"), &Default::default());
