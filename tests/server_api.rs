@@ -471,7 +471,7 @@ fn queue_limit_cancellation_and_graceful_shutdown() {
                 scope.spawn(move || {
                     let r = c
                         .post(format!("{url}/v1/chat/completions"))
-                        .json(&ask(&format!("Count to {i}."), 6))
+                        .json(&ask(&format!("Count to {i}."), 12))
                         .send()
                         .unwrap();
                     let retry = r
