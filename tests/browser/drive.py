@@ -129,6 +129,7 @@ def main():
     ap.add_argument("--image", help="image file to put in the page's file picker")
     ap.add_argument("--question", help="text typed into the question box")
     ap.add_argument("--max-tokens", type=int, help="set the page's max tokens setting")
+    ap.add_argument("--api-key", help="type this into the page's API key setting")
     ap.add_argument("--screenshot", help="write a PNG of the page here")
     ap.add_argument("--timeout", type=float, default=120)
     ap.add_argument("--viewport", default="1200x900", help="page size WIDTHxHEIGHT")
@@ -174,6 +175,9 @@ def main():
                          session=s)
             js("new Promise(r => { const t = () => document.getElementById('preview').hidden"
                " ? setTimeout(t, 50) : r(true); t(); })")
+        if a.api_key:
+            js(f"(() => {{ const k = document.getElementById('api-key'); k.value = {json.dumps(a.api_key)};"
+               " k.dispatchEvent(new Event('change')); })()")
         if a.max_tokens:
             js(f"document.getElementById('max-tokens').value = {a.max_tokens}")
         if a.question:

@@ -49,6 +49,8 @@ function restoreSettings() {
   for (const id of SETTINGS) {
     $(id).addEventListener("change", () => localStorage.setItem("percept." + id, $(id).value));
   }
+  // A key typed after a 401 should take effect at once: list the models with it.
+  $("api-key").addEventListener("change", loadModels);
 }
 
 function authHeaders() {
@@ -320,6 +322,7 @@ async function errorText(resp) {
     const wait = resp.headers.get("Retry-After");
     return `the server is busy (HTTP 429)${wait ? `, try again in ${wait} s` : ", try again in a moment"}${detail ? ": " + detail : ""}`;
   }
+  if (resp.status === 401) $("settings").open = true;
   if (resp.status === 401) return "the server wants an API key (Settings): " + (detail || "HTTP 401");
   return `HTTP ${resp.status}${detail ? ": " + detail : ""}`;
 }
