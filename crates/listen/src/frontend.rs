@@ -66,6 +66,12 @@ pub fn spawn_frontend(
             let emit = |closed: &mut Vec<Utterance>, stats: &mut FrontendStats, origin| {
                 for mut u in closed.drain(..) {
                     u.end_at = anchor(origin, u.end_s);
+                    u.closed_at = Some(Instant::now());
+                    if u.tentative {
+                        // Only worth it while the models are idle; never counted or dropped.
+                        queue.offer(u);
+                        continue;
+                    }
                     stats.utterances += 1;
                     if let Pushed::Dropped {
                         index,

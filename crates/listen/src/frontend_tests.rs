@@ -49,14 +49,19 @@ fn a_consumer_that_falls_behind_loses_whole_utterances_and_is_told() {
         })
         .collect();
     assert_eq!(dropped, [0, 1, 2]);
-    let left: Vec<Utterance> = utt_rx.try_iter().collect();
+    let left: Vec<Utterance> = utt_rx.try_iter().filter(|u| !u.tentative).collect();
     assert_eq!(left.len(), 1);
     let u = &left[0];
     assert_eq!(u.index, 3);
     // Whole: pre-roll, the full burst and the hangover.
     let secs = u.samples.len() as f64 / RATE as f64;
     assert!((secs - (u.decided_s - u.start_s)).abs() < 1e-6);
-    assert!(u.end_s - u.start_s >= 0.6 + 0.2 - 0.05, "{u:?}");
+    assert!(
+        u.end_s - u.start_s >= 0.6 + 0.2 - 0.05,
+        "{} {}",
+        u.start_s,
+        u.end_s
+    );
     assert!(u.end_at.is_some());
 }
 
@@ -74,7 +79,7 @@ fn resampled_sources_are_timed_in_their_own_stream_time() {
     }
     drop(cap_tx);
     fe.join().unwrap();
-    let got: Vec<Utterance> = utt_rx.try_iter().collect();
+    let got: Vec<Utterance> = utt_rx.try_iter().filter(|u| !u.tentative).collect();
     assert_eq!(got.len(), 2);
     for (k, u) in got.iter().enumerate() {
         let end = k as f64 * 2.5 + 0.5 + 0.8;
@@ -109,7 +114,7 @@ fn lost_capture_audio_drops_the_utterance_it_cut() {
         }
     )));
     // Only the part after the hole comes out, timed after the hole (1.0 s + 0.1 s lost).
-    let got: Vec<Utterance> = utt_rx.try_iter().collect();
-    assert_eq!(got.len(), 1, "{got:?}");
+    let got: Vec<Utterance> = utt_rx.try_iter().filter(|u| !u.tentative).collect();
+    assert_eq!(got.len(), 1);
     assert!(got[0].start_s >= 1.1 - 1e-6, "{}", got[0].start_s);
 }

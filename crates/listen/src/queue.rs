@@ -73,6 +73,8 @@ impl UtteranceQueue {
                     }
                 }
                 match dropped {
+                    // A tentative copy is only a head start; losing it loses no speech.
+                    Some(d) if d.tentative => Pushed::Queued,
                     Some(d) => Pushed::Dropped {
                         index: d.index,
                         start_s: d.start_s,
@@ -82,6 +84,12 @@ impl UtteranceQueue {
                 }
             }
         }
+    }
+
+    /// Queues `u` only if nothing is waiting (a tentative utterance must never push out a
+    /// real one, nor wait).
+    pub fn offer(&self, u: Utterance) -> bool {
+        self.tx.is_empty() && self.tx.try_send(u).is_ok()
     }
 
     /// Utterances waiting.
@@ -105,8 +113,10 @@ mod tests {
             end_s: index as f64 + 0.5,
             decided_s: index as f64 + 1.0,
             cut: false,
+            tentative: false,
             samples: vec![index as f32; n],
             end_at: None,
+            closed_at: None,
         }
     }
 
@@ -157,6 +167,29 @@ mod tests {
             assert!(u.samples.iter().all(|&s| s == u.index as f32));
         }
         assert!(got.windows(2).all(|w| w[0].index < w[1].index));
+    }
+
+    #[test]
+    fn an_offer_only_fills_an_empty_queue() {
+        let (q, rx) = utterance_queue(2, Overflow::DropOldest);
+        assert!(q.offer(utt(0, 1)));
+        assert!(!q.offer(utt(1, 1)));
+        assert_eq!(q.push(utt(2, 1)), Pushed::Queued);
+        drop(q);
+        assert_eq!(rx.iter().map(|u| u.index).collect::<Vec<_>>(), [0, 2]);
+    }
+
+    #[test]
+    fn evicting_a_tentative_copy_is_not_a_drop() {
+        let (q, rx) = utterance_queue(1, Overflow::DropOldest);
+        let mut t = utt(0, 3);
+        t.tentative = true;
+        assert!(q.offer(t));
+        assert_eq!(q.push(utt(0, 5)), Pushed::Queued);
+        drop(q);
+        let left: Vec<Utterance> = rx.iter().collect();
+        assert_eq!(left.len(), 1);
+        assert!(!left[0].tentative);
     }
 
     #[test]

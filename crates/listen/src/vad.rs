@@ -34,6 +34,10 @@ pub struct VadConfig {
     pub max_utterance_ms: u32,
     /// How fast the floor may rise, in dB per second of non-speech.
     pub floor_rise_db_per_s: f32,
+    /// After this much silence, offer the utterance so far as a tentative one (0 = never), so
+    /// transcription can start while the hangover runs out. It is confirmed when the final
+    /// utterance ends at the same point.
+    pub early_ms: u32,
 }
 
 impl Default for VadConfig {
@@ -47,6 +51,7 @@ impl Default for VadConfig {
             pre_roll_ms: 200,
             max_utterance_ms: 28_000,
             floor_rise_db_per_s: 3.0,
+            early_ms: 150,
         }
     }
 }
@@ -78,6 +83,12 @@ impl VadConfig {
         if !self.floor_rise_db_per_s.is_finite() || self.floor_rise_db_per_s < 0.0 {
             return bad("floor_rise_db_per_s", "must be 0 or more");
         }
+        if self.early_ms >= self.hangover_ms && self.early_ms != 0 {
+            return bad(
+                "early_ms",
+                "must be shorter than hangover_ms (or 0 for off)",
+            );
+        }
         Ok(())
     }
 }
@@ -95,10 +106,15 @@ pub struct Utterance {
     pub decided_s: f64,
     /// Closed by `max_utterance_ms` while speech was still going on.
     pub cut: bool,
+    /// Speech paused for `early_ms` but the hangover has not run out: the final utterance
+    /// (same index) may still grow. Same `start_s`/`end_s` in the final means same speech.
+    pub tentative: bool,
     /// Mono samples at [`percept_media::SPEECH_RATE`], pre-roll and hangover included.
     pub samples: Vec<f32>,
     /// Wall-clock moment of the end point when the source is live (set by the front end).
     pub end_at: Option<Instant>,
+    /// Wall-clock moment the front end closed it (set by the front end).
+    pub closed_at: Option<Instant>,
 }
 
 impl Utterance {
@@ -220,6 +236,9 @@ impl Vad {
 
     fn frame(&mut self, frame: &[f32]) -> Option<Utterance> {
         let hangover = self.ms_to_samples(self.cfg.hangover_ms);
+        let early = self.ms_to_samples(self.cfg.early_ms);
+        let min_speech = self.ms_to_samples(self.cfg.min_speech_ms);
+        let rate = self.rate as f64;
         let max_len = self.ms_to_samples(self.cfg.max_utterance_ms);
         let energy = frame_db(frame);
         let floor = *self.floor_db.get_or_insert(energy);
@@ -264,6 +283,25 @@ impl Vad {
             a.last_voiced_end = end;
             return self.close(a, true);
         }
+        // The first frame at which the pause reaches `early_ms`: once per pause.
+        let frame_len = frame.len() as u64;
+        if early > 0
+            && silent_for >= early
+            && silent_for < early + frame_len
+            && a.voiced >= min_speech
+        {
+            return Some(Utterance {
+                index: self.next_index,
+                start_s: a.start as f64 / rate,
+                end_s: a.last_voiced_end as f64 / rate,
+                decided_s: end as f64 / rate,
+                cut: false,
+                tentative: true,
+                samples: a.samples.clone(),
+                end_at: None,
+                closed_at: None,
+            });
+        }
         None
     }
 
@@ -295,8 +333,10 @@ impl Vad {
             end_s: self.secs(a.last_voiced_end),
             decided_s: self.secs(self.pos),
             cut,
+            tentative: false,
             samples: a.samples,
             end_at: None,
+            closed_at: None,
         })
     }
 }

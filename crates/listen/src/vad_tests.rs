@@ -29,7 +29,14 @@ fn signal(secs: f64, bursts: &[(f64, f64)], noise_amp: f32) -> Vec<f32> {
     x
 }
 
+/// Final utterances only.
 fn run(cfg: VadConfig, x: &[f32], piece: usize) -> Vec<Utterance> {
+    let mut all = run_all(cfg, x, piece);
+    all.retain(|u| !u.tentative);
+    all
+}
+
+fn run_all(cfg: VadConfig, x: &[f32], piece: usize) -> Vec<Utterance> {
     let mut vad = Vad::new(cfg, RATE).unwrap();
     let mut out = Vec::new();
     for chunk in x.chunks(piece) {
@@ -45,7 +52,7 @@ fn tone_bursts_in_noise_give_one_utterance_each_with_their_boundaries() {
     let x = signal(8.0, &bursts, 0.01);
     let cfg = VadConfig::default();
     let got = run(cfg.clone(), &x, 1000);
-    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(got.len(), 3);
     let frame = cfg.frame_ms as f64 / 1000.0;
     let pre = cfg.pre_roll_ms as f64 / 1000.0;
     for (i, (u, &(a, b))) in got.iter().zip(&bursts).enumerate() {
@@ -68,6 +75,39 @@ fn tone_bursts_in_noise_give_one_utterance_each_with_their_boundaries() {
         assert!((secs - (u.decided_s - u.start_s)).abs() < 1e-6);
         assert!(!u.cut);
     }
+}
+
+#[test]
+fn a_tentative_end_comes_early_and_the_final_confirms_it() {
+    let cfg = VadConfig::default();
+    // A pause shorter than the hangover inside the first burst, then a clean end.
+    let x = signal(6.0, &[(1.0, 1.6), (1.9, 2.5), (4.0, 4.6)], 0.01);
+    let all = run_all(cfg.clone(), &x, 700);
+    let early = cfg.early_ms as f64 / 1000.0;
+    let frame = cfg.frame_ms as f64 / 1000.0;
+    let finals: Vec<&Utterance> = all.iter().filter(|u| !u.tentative).collect();
+    assert_eq!(finals.len(), 2);
+    for f in &finals {
+        // The last tentative before each final has the same index, span and speech.
+        let t = all
+            .iter()
+            .rev()
+            .find(|u| u.tentative && u.index == f.index)
+            .expect("a tentative before the final");
+        assert_eq!((t.start_s, t.end_s), (f.start_s, f.end_s));
+        assert!((t.decided_s - t.end_s - early).abs() <= frame + 1e-9);
+        assert_eq!(t.samples[..], f.samples[..t.samples.len()]);
+    }
+    // The pause inside the first utterance gave a tentative that the final did not confirm.
+    let first: Vec<&Utterance> = all.iter().filter(|u| u.tentative && u.index == 0).collect();
+    assert_eq!(first.len(), 2);
+    assert!(first[0].end_s < finals[0].end_s);
+    // Off when early_ms is 0.
+    let off = VadConfig {
+        early_ms: 0,
+        ..VadConfig::default()
+    };
+    assert!(run_all(off, &x, 700).iter().all(|u| !u.tentative));
 }
 
 #[test]
@@ -143,6 +183,7 @@ fn discard_drops_the_utterance_in_progress_and_keeps_time() {
     assert!(vad.discard(1600));
     vad.push(&x[RATE as usize..], &mut out);
     out.extend(vad.finish());
+    out.retain(|u| !u.tentative);
     // The second half of the burst after the hole is its own utterance, timed after the gap.
     assert_eq!(out.len(), 1);
     assert!(out[0].start_s >= 1.1 - 0.2 - 1e-9, "{}", out[0].start_s);

@@ -11,13 +11,15 @@ use super::ask::LlmArgs;
 use super::ask_media::DEFAULT_WHISPER;
 use anyhow::{bail, Context};
 use percept_core::{
-    AnswerEvent, AudioClip, FinishReason, Pipeline, Prompt, Turn, TurnRole, Untrusted,
+    AnswerEvent, FinishReason, FnStage, Pipeline, Prompt, StageError, Transcript, Turn, TurnRole,
+    Untrusted,
 };
 use percept_listen::{
-    capture_queue, spawn_frontend, utterance_queue, FileSource, Notice, Overflow, Pace, VadConfig,
+    capture_queue, spawn_frontend, utterance_queue, FileSource, Notice, Overflow, Pace, Utterance,
+    VadConfig,
 };
 use percept_llm::{LlmRequest, LlmStage, DEFAULT_MODEL};
-use percept_whisper::{Device, Options, SpeechStage, Whisper};
+use percept_whisper::{Device, Options, Whisper};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
@@ -49,6 +51,10 @@ pub struct VadArgs {
     /// How fast the noise floor may rise (dB per second).
     #[arg(long, default_value_t = 3.0)]
     pub floor_rise_db: f32,
+    /// Start transcribing after this much silence, before the hangover ends (0 = off); the
+    /// result is kept only if no speech follows.
+    #[arg(long, default_value_t = 150)]
+    pub early_ms: u32,
 }
 
 impl VadArgs {
@@ -61,6 +67,7 @@ impl VadArgs {
             pre_roll_ms: self.pre_roll_ms,
             max_utterance_ms: self.max_utterance_ms,
             floor_rise_db_per_s: self.floor_rise_db,
+            early_ms: self.early_ms,
             ..VadConfig::default()
         }
     }
@@ -242,15 +249,9 @@ pub(crate) fn session(
         })
         .context("installing the Ctrl-C handler")?;
     }
-    let (audio_in, audio_rx) = pipeline.input::<AudioClip>();
+    let (audio_in, audio_rx) = pipeline.input::<Utterance>();
     let (mut llm_in, llm_rx) = pipeline.input::<LlmRequest>();
-    let transcripts = pipeline.add(
-        SpeechStage {
-            whisper,
-            options: Options::default(),
-        },
-        audio_rx,
-    );
+    let transcripts = pipeline.add(speech_stage(whisper), audio_rx);
     let answers = pipeline.add(LlmStage::new(engine), llm_rx);
 
     // About 10 s of 20 ms chunks: only a stalled front end ever fills it.
@@ -262,7 +263,12 @@ pub(crate) fn session(
     let (utt_tx, utt_rx) = utterance_queue(live.queue, policy);
     let (notice_tx, notice_rx) = crossbeam_channel::unbounded::<Notice>();
     let (source_thread, rate) = start_source(&live.source, cap_tx, notice_tx.clone(), &stop)?;
-    let frontend = spawn_frontend(cap_rx, rate, live.vad.clone(), utt_tx, notice_tx)?;
+    let mut vad = live.vad.clone();
+    if policy == Overflow::Block {
+        // Nobody waits on a file read flat out: a head start only risks wasted work.
+        vad.early_ms = 0;
+    }
+    let frontend = spawn_frontend(cap_rx, rate, vad, utt_tx, notice_tx)?;
     let notices = std::thread::spawn(move || {
         for n in notice_rx {
             eprintln!("percept: {}", support::describe_notice(&n));
@@ -277,14 +283,18 @@ pub(crate) fn session(
                 if stop.load(Ordering::SeqCst) {
                     continue;
                 }
-                let meta = Pending {
-                    end_at: u.end_at,
-                    closed_at: Instant::now(),
-                    start_s: u.start_s,
-                    end_s: u.end_s,
-                };
-                lock(&pending).insert(u.index, meta);
-                if audio_in.send_with_id(u.index, u.to_clip()).is_err() {
+                // Even ids are utterances, odd ids their tentative copies.
+                let id = u.index * 2 + u64::from(u.tentative);
+                if !u.tentative {
+                    let meta = Pending {
+                        end_at: u.end_at,
+                        closed_at: u.closed_at.unwrap_or_else(Instant::now),
+                        start_s: u.start_s,
+                        end_s: u.end_s,
+                    };
+                    lock(&pending).insert(id, meta);
+                }
+                if audio_in.send_with_id(id, u).is_err() {
                     break;
                 }
             }
@@ -300,17 +310,20 @@ pub(crate) fn session(
             break;
         }
         let heard_at = Instant::now();
-        let meta = lock(&pending).remove(&env.id);
+        let index = env.id / 2;
         let transcript = match env.result {
-            Ok(t) => t,
+            Ok(Some(t)) => t,
+            // A tentative copy: kept by the speech stage for its final.
+            Ok(None) => continue,
             Err(e) => {
-                eprintln!("percept: utterance {}: {}", env.id, e.message);
+                eprintln!("percept: utterance {index}: {}", e.message);
                 continue;
             }
         };
+        let meta = lock(&pending).remove(&env.id);
         let text = transcript.text.trim().to_string();
         if text.is_empty() {
-            eprintln!("percept: utterance {} held no words", env.id);
+            eprintln!("percept: utterance {index} held no words");
             continue;
         }
         if let Err(e) = on_event(Event::Heard { text: &text }) {
@@ -321,7 +334,7 @@ pub(crate) fn session(
             system: live.llm.system.clone(),
             history: history.clone(),
             question: Some(Untrusted {
-                label: format!("what the user said (transcript of utterance {})", env.id),
+                label: format!("what the user said (transcript of utterance {index})"),
                 text: text.clone(),
             }),
             context: live.image.iter().cloned().collect(),
@@ -345,12 +358,12 @@ pub(crate) fn session(
         }
         let generation = match answers.recv().context("the LLM stage stopped")?.result {
             Ok(g) => g,
-            Err(e) => bail!("answering utterance {}: {}", env.id, e.message),
+            Err(e) => bail!("answering utterance {index}: {}", e.message),
         };
         let ms = |a: Instant, b: Instant| b.saturating_duration_since(a).as_secs_f64() * 1e3;
         let report = TurnReport {
             turn: reports.len(),
-            utterance: env.id,
+            utterance: index,
             start_s: meta.as_ref().map_or(0.0, |m| m.start_s),
             end_s: meta.as_ref().map_or(0.0, |m| m.end_s),
             transcript: text.clone(),
@@ -407,6 +420,37 @@ pub(crate) fn session(
         Ok(Ok(())) => {}
     }
     result.map(|()| reports)
+}
+
+/// Whisper over utterances. A tentative copy is transcribed while the hangover runs out and
+/// kept; its final (same index, start and end point: no speech since) reuses the transcript.
+fn speech_stage(
+    whisper: Whisper,
+) -> FnStage<
+    Utterance,
+    Option<Transcript>,
+    impl FnMut(Utterance) -> Result<Option<Transcript>, StageError>,
+> {
+    let options = Options::default();
+    let mut early: Option<((u64, u64, u64), Transcript)> = None;
+    FnStage::new("speech", move |u: Utterance| {
+        let key = (u.index, u.start_s.to_bits(), u.end_s.to_bits());
+        if !u.tentative {
+            if let Some((k, t)) = early.take() {
+                if k == key {
+                    return Ok(Some(t));
+                }
+            }
+        }
+        let t = whisper
+            .transcribe_clip(&u.to_clip(), &options)
+            .map_err(|e| StageError::new(e.to_string()))?;
+        if u.tentative {
+            early = Some((key, t));
+            return Ok(None);
+        }
+        Ok(Some(t))
+    })
 }
 
 pub(super) type SourceThread = std::thread::JoinHandle<anyhow::Result<()>>;
