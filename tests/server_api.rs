@@ -573,3 +573,63 @@ fn queue_limit_cancellation_and_graceful_shutdown() {
         "{log}"
     );
 }
+
+#[test]
+fn shutdown_after_grace_cancels_a_running_stream() {
+    let mut s = Server::start(&["--grace-s", "0"]);
+    let c = client();
+    let mut body = ask("Count from 1 to 500, one number per line.", 400);
+    body["stream"] = json!(true);
+    let r = c
+        .post(format!("{}/v1/chat/completions", s.url))
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let mut lines = BufReader::new(r).lines();
+    let mut deltas = 0;
+    while deltas < 2 {
+        let line = lines.next().expect("stream ended early").unwrap();
+        deltas += usize::from(line.contains("\"content\":\"") && !line.contains("\"role\""));
+    }
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &s.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    // The stream still ends properly: a finish reason of `cancelled`, then [DONE].
+    let mut finish = None;
+    let mut done = false;
+    for line in lines {
+        let line = line.expect("stream line");
+        let Some(data) = line.strip_prefix("data: ") else {
+            continue;
+        };
+        if data == "[DONE]" {
+            done = true;
+            break;
+        }
+        let v: Value = serde_json::from_str(data).unwrap();
+        if let Some(f) = v["choices"][0]["finish_reason"].as_str() {
+            finish = Some(f.to_string());
+        }
+    }
+    assert!(done, "no [DONE]; stderr:\n{}", s.stderr());
+    assert_eq!(
+        finish.as_deref(),
+        Some("cancelled"),
+        "stderr:\n{}",
+        s.stderr()
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s.alive() {
+        assert!(
+            Instant::now() < deadline,
+            "still running; stderr:\n{}",
+            s.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(s.stderr().contains("grace period over"), "{}", s.stderr());
+}
