@@ -11,11 +11,11 @@ busy machine slows both sides alike; the medians over the rounds are compared.
 """
 import argparse
 import json
+import os
+import shutil
 import statistics
 import subprocess
-import shutil
 import tempfile
-import os
 import threading
 import time
 import urllib.error
