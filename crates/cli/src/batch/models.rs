@@ -19,6 +19,7 @@ pub struct ModelChoice {
     pub clip_dir: Option<PathBuf>,
     pub tags: usize,
     pub llm: LlmArgs,
+    pub whisper_options: Options,
 }
 
 pub type Shared<T> = Arc<Mutex<T>>;
@@ -76,7 +77,7 @@ pub fn load(
     };
     Ok(Models {
         whisper,
-        whisper_options: Options::default(),
+        whisper_options: choice.whisper_options.clone(),
         vision,
         llm,
         gen: choice.llm.gen_params(),

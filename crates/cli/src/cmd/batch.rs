@@ -47,42 +47,47 @@ pub struct Args {
     /// Tags per image.
     #[arg(long, default_value_t = 5)]
     pub tags: usize,
-    /// Bound of every queue between stages.
-    #[arg(long, default_value_t = 4)]
-    pub queue: usize,
+    /// Bound of every queue between stages (default: the pipeline's channel_capacity).
+    #[arg(long)]
+    pub queue: Option<usize>,
     #[command(flatten)]
     pub llm: LlmArgs,
 }
 
 /// Models named by the flags, with `--pipeline` filling in those left at their defaults.
+/// Like `ask`: the named pipeline (default: `default`) supplies models, sampling, Whisper
+/// decoding, queue capacity and threads; returns the choice and the queue capacity.
 pub(crate) fn model_choice(
     pipeline: Option<&str>,
     whisper: String,
     clip_dir: Option<PathBuf>,
     tags: usize,
     mut llm: LlmArgs,
-) -> anyhow::Result<ModelChoice> {
-    let mut choice = ModelChoice {
-        whisper,
-        clip_dir,
-        tags,
-        llm: llm.clone(),
-    };
-    if let Some(name) = pipeline {
-        let def = crate::pipelines::load(name)?;
+) -> anyhow::Result<(ModelChoice, usize)> {
+    let name = pipeline.unwrap_or("default");
+    let def = crate::pipelines::load(name)?;
+    if pipeline.is_some() {
         eprintln!("pipeline {name}: {}", def.description);
-        if choice.clip_dir.is_none() {
-            choice.clip_dir = percept_models::locate(&def.clip).ok();
-        }
-        if llm.model == percept_llm::DEFAULT_MODEL {
-            llm.model = def.llm;
-        }
-        if choice.whisper == DEFAULT_WHISPER {
-            choice.whisper = def.whisper;
-        }
-        choice.llm = llm;
     }
-    Ok(choice)
+    llm.apply_pipeline(&def);
+    def.runtime.apply_threads();
+    let whisper_options = percept_whisper::Options {
+        beam_size: def.speech.beam.unwrap_or(1).max(1),
+        language: def.speech.language.clone(),
+        ..percept_whisper::Options::default()
+    };
+    let choice = ModelChoice {
+        whisper: if whisper == DEFAULT_WHISPER {
+            def.whisper.clone()
+        } else {
+            whisper
+        },
+        clip_dir: clip_dir.or_else(|| percept_models::locate(&def.clip).ok()),
+        tags,
+        llm,
+        whisper_options,
+    };
+    Ok((choice, def.runtime.channel_capacity))
 }
 
 pub(crate) fn globs(patterns: &[String]) -> anyhow::Result<globset::GlobSet> {
@@ -95,7 +100,7 @@ pub(crate) fn globs(patterns: &[String]) -> anyhow::Result<globset::GlobSet> {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
-    let choice = model_choice(
+    let (choice, capacity) = model_choice(
         args.pipeline.as_deref(),
         args.whisper,
         args.clip_dir,
@@ -178,7 +183,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let opts = RunOptions {
             question: args.question.clone(),
             sequential: false,
-            capacity: args.queue,
+            capacity: args.queue.unwrap_or(capacity),
         };
         let mut write = |line: &str| journal.append(line);
         process(

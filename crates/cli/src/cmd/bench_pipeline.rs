@@ -40,9 +40,9 @@ pub struct Args {
     pub whisper: String,
     #[arg(long, value_name = "DIR")]
     pub clip_dir: Option<PathBuf>,
-    /// Bound of every queue between stages.
-    #[arg(long, default_value_t = 4)]
-    pub queue: usize,
+    /// Bound of every queue between stages (default: the pipeline's channel_capacity).
+    #[arg(long)]
+    pub queue: Option<usize>,
     #[command(flatten)]
     pub llm: LlmArgs,
 }
@@ -131,7 +131,7 @@ fn run_mode(
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let choice = model_choice(
+    let (choice, capacity) = model_choice(
         args.pipeline.as_deref(),
         args.whisper,
         args.clip_dir,
@@ -158,24 +158,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .iter()
         .filter_map(|k| work.iter().find(|e| e.kind == *k).cloned())
         .collect();
-    run_mode("sequential", &models, &warm, &question, args.queue)?;
+    let queue = args.queue.unwrap_or(capacity);
+    run_mode("sequential", &models, &warm, &question, queue)?;
     let mut results = Vec::new();
     if !args.sequential_only {
-        results.push(run_mode(
-            "pipelined",
-            &models,
-            &work,
-            &question,
-            args.queue,
-        )?);
+        results.push(run_mode("pipelined", &models, &work, &question, queue)?);
     }
-    results.push(run_mode(
-        "sequential",
-        &models,
-        &work,
-        &question,
-        args.queue,
-    )?);
+    results.push(run_mode("sequential", &models, &work, &question, queue)?);
     let ratio = match results.as_slice() {
         [p, s] => Some(s.wall_s / p.wall_s.max(1e-9)),
         _ => None,
