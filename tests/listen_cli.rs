@@ -234,3 +234,12 @@ fn pulse_test_captures_through_a_virtual_microphone() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn an_unknown_device_is_named_in_the_error() {
+    need_models();
+    let out = percept(&["listen", "--device", "no-such-microphone"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no-such-microphone"), "{err}");
+}
