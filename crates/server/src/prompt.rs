@@ -59,8 +59,13 @@ pub fn describe_image(ctx: &VisionContext) -> Untrusted {
             tags.join(", ")
         ));
     }
+    let label = if ctx.source.starts_with("image ") {
+        ctx.source.clone()
+    } else {
+        format!("image {}", ctx.source)
+    };
     Untrusted {
-        label: ctx.source.clone(),
+        label,
         text: lines.join("\n"),
     }
 }
