@@ -40,9 +40,10 @@ pub struct LlmArgs {
     /// Stop the answer at this text (repeatable).
     #[arg(long)]
     pub stop: Vec<String>,
-    /// Keep Q4_1/Q5_x blocks as they are instead of re-encoding them as Q8_0 (slower).
+    /// Re-encode Q4_1/Q5_x blocks as Q8_0 at load: faster prefill, but the extra rounding can
+    /// change greedy answers at near-ties (off: the file's own blocks, as llama.cpp runs them).
     #[arg(long)]
-    pub no_convert: bool,
+    pub convert_q8: bool,
 }
 
 impl LlmArgs {
@@ -88,7 +89,7 @@ impl LlmArgs {
 
     pub fn load(&self) -> anyhow::Result<Engine> {
         let opts = LoadOptions {
-            convert_to_q8: !self.no_convert,
+            convert_to_q8: self.convert_q8,
             ..LoadOptions::default()
         };
         let engine = Engine::load(&self.model, &opts)

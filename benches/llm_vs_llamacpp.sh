@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# percept vs llama.cpp's llama-bench on the same GGUF, 2 threads, in one run: prefill and
+# decode tokens/s and their ratios (targets: decode >= 0.5x, prefill >= 0.3x).
+#
+# llama-bench comes from the llama.cpp sources that the llama-cpp-python 0.3.36 sdist vendors,
+# built once into target/llamacpp (cmake and a C++ compiler needed; ~15 min on 2 cores).
+# GGML_NATIVE=ON builds for this CPU; on a machine where that dies with an illegal
+# instruction, set LLAMA_CMAKE_ARGS (e.g. "-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON").
+# LLAMA_BENCH=/path/to/llama-bench uses a build you already have.
+# Usage: benches/llm_vs_llamacpp.sh [MODEL_ID] [PROMPT_TOKENS] [GEN_TOKENS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+model_id=${1:-smollm2-135m-instruct}
+pp=${2:-128}
+tg=${3:-128}
+gguf=$(find "$(./target/release/percept models path "$model_id")" -name '*.gguf' | head -1)
+build=target/llamacpp
+bench=${LLAMA_BENCH:-$build/build/bin/llama-bench}
+if [ ! -x "$bench" ]; then
+  mkdir -p "$build"
+  python3 -m pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36 -d "$build" >&2
+  tar xzf "$build"/llama_cpp_python-0.3.36.tar.gz -C "$build"
+  src="$build/llama_cpp_python-0.3.36/vendor/llama.cpp"
+  cmake -S "$src" -B "$build/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF \
+    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF \
+    ${LLAMA_CMAKE_ARGS:--DGGML_NATIVE=ON} >&2
+  cmake --build "$build/build" -j"$(nproc)" --target llama-bench >&2
+fi
+export RAYON_NUM_THREADS=2
+lc=$("$bench" -m "$gguf" -t 2 -p "$pp" -n "$tg" -r 3 -o json)
+pc=$(./target/release/percept bench llm --model "$model_id" --prompt-tokens "$pp" --gen-tokens "$tg" --json)
+python3 - "$lc" "$pc" "$pp" "$tg" <<'PY'
+import json, sys
+lc, pc, pp, tg = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
+def rate(kind):
+    for r in lc:
+        if (kind == "pp" and r["n_prompt"] > 0 and r["n_gen"] == 0) or (kind == "tg" and r["n_gen"] > 0 and r["n_prompt"] == 0):
+            return r["avg_ts"]
+lpp, ltg = rate("pp"), rate("tg")
+print(f"model {pc['model']} ({pc['arch']}), 2 threads, pp{pp} tg{tg}")
+print(f"llama.cpp: prefill {lpp:8.1f} tok/s   decode {ltg:7.1f} tok/s")
+print(f"percept:   prefill {pc['prefill_tok_s']:8.1f} tok/s   decode {pc['decode_tok_s']:7.1f} tok/s   peak RSS {pc['peak_rss_mib']:.0f} MiB")
+print(f"ratio:     prefill {pc['prefill_tok_s']/lpp:8.2f}x (target >= 0.3)   decode {pc['decode_tok_s']/ltg:5.2f}x (target >= 0.5)")
+PY

@@ -1,0 +1,124 @@
+//! Parity with the reference implementations, from fixtures written by
+//! scripts/fixtures/llm_reference.py (llama-cpp-python 0.3.36, tokens and logits).
+//! Chat templates are checked against jinja2 in template_parity.rs.
+//!
+//! The models load with the default options: the file's own blocks, no Q8_0 re-encoding
+//! (which flips two near-tie steps on SmolLM2; see `LoadOptions::convert_to_q8`).
+//!
+//! Logit tolerance: candle quantises activations and accumulates in a different order than
+//! llama.cpp, so first-step logits differ by up to `LOGIT_TOL` (absolute) on llama.cpp's
+//! top-64 entries, whose own spread is 5 to 14. Measured: at most 0.40 on every prompt but
+//! SmolLM2 on the 4-token "The quick brown fox" (1.14). Top-1 must match at every
+//! teacher-forced step except where llama.cpp's own top-2 gap is below `TIE_GAP`; measured,
+//! it matches at all 192 steps.
+
+use percept_llm::{argmax, Engine, LoadOptions};
+use serde_json::Value;
+
+const LOGIT_TOL: f32 = 1.25;
+const TIE_GAP: f32 = 1e-3;
+
+fn fixture(model: &str) -> Value {
+    let path = format!(
+        "{}/../../tests/fixtures/llm/{model}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn engine(model: &str) -> Engine {
+    let dir = percept_models::locate(model).unwrap_or_else(|e| {
+        panic!("model `{model}` is missing ({e}); run `percept models fetch {model}`")
+    });
+    Engine::load(&dir.display().to_string(), &LoadOptions::default())
+        .unwrap_or_else(|e| panic!("loading {model}: {e}"))
+}
+
+fn ids(v: &Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|x| x.as_u64().unwrap_or(u64::MAX) as u32)
+        .collect()
+}
+
+fn tokenizer_parity(model: &str) {
+    let fx = fixture(model);
+    let e = engine(model);
+    for case in fx["tokenize"].as_array().unwrap_or(&vec![]) {
+        let text = case["text"].as_str().unwrap_or_default();
+        let want = ids(&case["special"]);
+        let got = e
+            .tokenizer
+            .encode_trusted(text)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(got, want, "{model}: trusted ids of {text:?}");
+        let plain = e
+            .tokenizer
+            .encode_untrusted(text)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(plain, ids(&case["plain"]), "{model}: plain ids of {text:?}");
+        let back = e.tokenizer.decode(&plain, false).unwrap_or_default();
+        assert_eq!(back, text, "{model}: round trip");
+    }
+}
+
+fn model_parity(model: &str) {
+    let fx = fixture(model);
+    let mut e = engine(model);
+    let cases = fx["greedy"].as_object().cloned().unwrap_or_default();
+    assert!(!cases.is_empty());
+    for (name, case) in cases {
+        let prompt = ids(&case["prompt_ids"]);
+        e.reset();
+        let (mut logits, _) = e.prefill(&prompt).unwrap_or_else(|e| panic!("{e}"));
+        let mut worst = 0f32;
+        for pair in case["first_top64"].as_array().unwrap_or(&vec![]) {
+            let id = pair[0].as_u64().unwrap_or(0) as usize;
+            let want = pair[1].as_f64().unwrap_or(0.0) as f32;
+            worst = worst.max((logits[id] - want).abs());
+        }
+        assert!(
+            worst <= LOGIT_TOL,
+            "{model} {name}: first-step logit error {worst}"
+        );
+        let steps = case["steps"].as_array().cloned().unwrap_or_default();
+        assert_eq!(steps.len(), 32);
+        for (i, step) in steps.iter().enumerate() {
+            let want = step["token"].as_u64().unwrap_or(0) as u32;
+            let top2 = &step["top2"];
+            let gap =
+                (top2[0][1].as_f64().unwrap_or(0.0) - top2[1][1].as_f64().unwrap_or(0.0)).abs();
+            let got = argmax(&logits);
+            if gap >= TIE_GAP as f64 {
+                assert_eq!(
+                    got, want,
+                    "{model} {name}: step {i} top-1 (llama.cpp gap {gap})"
+                );
+            }
+            // Teacher forcing: always continue with llama.cpp's token.
+            logits = e.step(want).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}
+
+#[test]
+fn smollm2_tokenizer_matches_llama_cpp() {
+    tokenizer_parity("smollm2-135m-instruct");
+}
+
+#[test]
+fn qwen25_tokenizer_matches_llama_cpp() {
+    tokenizer_parity("qwen2.5-coder-0.5b-instruct");
+}
+
+#[test]
+fn smollm2_greedy_matches_llama_cpp() {
+    model_parity("smollm2-135m-instruct");
+}
+
+#[test]
+fn qwen25_greedy_matches_llama_cpp() {
+    model_parity("qwen2.5-coder-0.5b-instruct");
+}
