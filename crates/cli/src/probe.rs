@@ -76,7 +76,7 @@ pub fn score(
     clip: &Clip,
     image: &[f32],
     candidates: &[String],
-) -> Result<Vec<Scored>, percept_clip::ClipError> {
+) -> anyhow::Result<Vec<Scored>> {
     if candidates.is_empty() {
         return Ok(Vec::new());
     }
@@ -104,7 +104,7 @@ pub fn probe_images(
     clip: &Clip,
     images: &[VisionContext],
     candidates: &[String],
-) -> Result<Vec<ImageProbe>, percept_clip::ClipError> {
+) -> anyhow::Result<Vec<ImageProbe>> {
     images
         .iter()
         .filter_map(|ctx| ctx.embedding.as_ref().map(|e| (ctx, e)))
