@@ -29,16 +29,18 @@ fi
 export RAYON_NUM_THREADS=2
 lc=$("$bench" -m "$gguf" -t 2 -p "$pp" -n "$tg" -r 3 -o json)
 pc=$(./target/release/percept bench llm --model "$model_id" --prompt-tokens "$pp" --gen-tokens "$tg" --json)
-python3 - "$lc" "$pc" "$pp" "$tg" <<'PY'
+pq=$(./target/release/percept bench llm --model "$model_id" --prompt-tokens "$pp" --gen-tokens "$tg" --json --convert-q8)
+python3 - "$lc" "$pc" "$pp" "$tg" "$pq" <<'PY'
 import json, sys
-lc, pc, pp, tg = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
+lc, pc, pp, tg, pq = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3], sys.argv[4], json.loads(sys.argv[5])
 def rate(kind):
     for r in lc:
         if (kind == "pp" and r["n_prompt"] > 0 and r["n_gen"] == 0) or (kind == "tg" and r["n_gen"] > 0 and r["n_prompt"] == 0):
             return r["avg_ts"]
 lpp, ltg = rate("pp"), rate("tg")
 print(f"model {pc['model']} ({pc['arch']}), 2 threads, pp{pp} tg{tg}")
-print(f"llama.cpp: prefill {lpp:8.1f} tok/s   decode {ltg:7.1f} tok/s")
-print(f"percept:   prefill {pc['prefill_tok_s']:8.1f} tok/s   decode {pc['decode_tok_s']:7.1f} tok/s   peak RSS {pc['peak_rss_mib']:.0f} MiB")
-print(f"ratio:     prefill {pc['prefill_tok_s']/lpp:8.2f}x (target >= 0.3)   decode {pc['decode_tok_s']/ltg:5.2f}x (target >= 0.5)")
+print(f"llama.cpp    prefill {lpp:8.1f} tok/s   decode {ltg:7.1f} tok/s")
+for name, p in (("percept", pc), ("--convert-q8", pq)):
+    print(f"{name:12} prefill {p['prefill_tok_s']:8.1f} tok/s   decode {p['decode_tok_s']:7.1f} tok/s   peak RSS {p['peak_rss_mib']:.0f} MiB")
+    print(f"  ratio:    prefill {p['prefill_tok_s']/lpp:8.2f}x (target >= 0.3)   decode {p['decode_tok_s']/ltg:5.2f}x (target >= 0.5)")
 PY
