@@ -7,7 +7,6 @@ use super::tag::{cache_dir, load_clip, missing_weights_line};
 use anyhow::Context;
 use percept_clip::labels::{parse_vocabulary, BUNDLED_LABELS};
 use percept_clip::{LabelSet, VisionStage, MODEL_ID as CLIP_ID, TEMPLATES};
-use percept_llm::DEFAULT_MODEL;
 use percept_server::{Config, Event, Models};
 use percept_whisper::{Device, Whisper};
 use std::net::SocketAddr;
@@ -19,8 +18,8 @@ pub struct Args {
     /// Address to listen on; port 0 picks a free port. Use 0.0.0.0 only behind --api-key.
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
-    /// Named pipeline (`default`, `quality`) or a pipeline .toml: picks the models unless
-    /// --model / --whisper / --clip-dir name them.
+    /// Named pipeline (`default`, `quality`) or a pipeline .toml (default: `default`): models,
+    /// sampling and system prompt; explicit flags win.
     #[arg(long)]
     pipeline: Option<String>,
     #[command(flatten)]
@@ -58,19 +57,19 @@ pub struct Args {
 }
 
 pub fn run(mut args: Args) -> anyhow::Result<()> {
-    if let Some(name) = &args.pipeline {
-        let def = crate::pipelines::load(name)?;
+    let name = args.pipeline.as_deref().unwrap_or("default");
+    let def = crate::pipelines::load(name)?;
+    if args.pipeline.is_some() {
         eprintln!("pipeline {name}: {}", def.description);
-        if args.clip_dir.is_none() {
-            args.clip_dir = percept_models::locate(&def.clip).ok();
-        }
-        if args.llm.model == DEFAULT_MODEL {
-            args.llm.model = def.llm;
-        }
-        if args.whisper == DEFAULT_WHISPER {
-            args.whisper = def.whisper;
-        }
     }
+    if args.clip_dir.is_none() {
+        args.clip_dir = percept_models::locate(&def.clip).ok();
+    }
+    if args.whisper == DEFAULT_WHISPER {
+        args.whisper = def.whisper.clone();
+    }
+    args.llm.apply_pipeline(&def);
+    def.runtime.apply_threads();
     let config = Config {
         addr: args.addr,
         api_key: args.api_key.clone().filter(|k| !k.is_empty()),
