@@ -68,16 +68,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.whisper,
         args.llm.model
     );
-    println!("utt  end_s   latency_ms  endpoint_ms  transcribe_ms  first_token_ms  transcript");
+    println!(
+        "utt  end_s   latency_ms  endpoint_ms  transcribe_ms  wait_ms  first_token_ms  transcript"
+    );
     let f = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.0}"));
     for t in &turns {
         println!(
-            "{:>3}  {:>6.2}  {:>10}  {:>11}  {:>13.0}  {:>14}  {}",
+            "{:>3}  {:>6.2}  {:>10}  {:>11}  {:>13.0}  {:>7.0}  {:>14}  {}",
             t.utterance,
             t.end_s,
             f(t.latency_ms),
             f(t.endpoint_ms),
             t.transcribe_ms,
+            t.wait_ms,
             f(t.first_token_ms),
             t.transcript
         );

@@ -5,21 +5,19 @@
 //! Whisper transcribes the next utterance while the LLM answers the current one. History
 //! grows turn by turn so the engine's cache only feeds each turn's new tokens.
 
+mod models;
 mod support;
 
 use super::ask::LlmArgs;
 use super::ask_media::DEFAULT_WHISPER;
 use anyhow::{bail, Context};
-use percept_core::{
-    AnswerEvent, FinishReason, FnStage, Pipeline, Prompt, StageError, Transcript, Turn, TurnRole,
-    Untrusted,
-};
+use percept_core::{AnswerEvent, FinishReason, Pipeline, Prompt, Turn, TurnRole, Untrusted};
 use percept_listen::{
     capture_queue, spawn_frontend, utterance_queue, FileSource, Notice, Overflow, Pace, Utterance,
     VadConfig,
 };
-use percept_llm::{LlmRequest, LlmStage, DEFAULT_MODEL};
-use percept_whisper::{Device, Options, Whisper};
+use percept_llm::{LlmRequest, DEFAULT_MODEL};
+use percept_whisper::{Device, Whisper};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
@@ -148,9 +146,12 @@ pub(crate) struct TurnReport {
     pub latency_ms: Option<f64>,
     /// From the end of speech until the endpointer closed the utterance (hangover, buffering).
     pub endpoint_ms: Option<f64>,
-    /// From the closed utterance to its transcript (queueing and Whisper).
+    /// From the closed utterance to its transcript (queueing and Whisper; negative when a
+    /// tentative copy finished before the hangover ran out).
     pub transcribe_ms: f64,
-    /// From the transcript to the first answer token (prompt prefill).
+    /// The transcript waited this long for the previous answer to finish.
+    pub wait_ms: f64,
+    /// From taking the transcript to the first answer token (prompt prefill).
     pub first_token_ms: Option<f64>,
 }
 
@@ -235,7 +236,8 @@ pub(crate) fn session(
     let dir = percept_models::locate(&live.whisper)?;
     let whisper = Whisper::load(&dir, &Device::Cpu)
         .with_context(|| format!("loading Whisper from {}", dir.display()))?;
-    let engine = live.llm.load()?;
+    let mut engine = live.llm.load()?;
+    models::warm_up(&whisper, &mut engine);
 
     let stop = Arc::new(AtomicBool::new(false));
     let cancel = Arc::new(AtomicBool::new(false));
@@ -251,8 +253,9 @@ pub(crate) fn session(
     }
     let (audio_in, audio_rx) = pipeline.input::<Utterance>();
     let (mut llm_in, llm_rx) = pipeline.input::<LlmRequest>();
-    let transcripts = pipeline.add(speech_stage(whisper), audio_rx);
-    let answers = pipeline.add(LlmStage::new(engine), llm_rx);
+    let compute = models::Compute::default();
+    let transcripts = pipeline.add(models::speech_stage(whisper, compute.clone()), audio_rx);
+    let answers = pipeline.add(models::llm_stage(engine, compute), llm_rx);
 
     // About 10 s of 20 ms chunks: only a stalled front end ever fills it.
     let (cap_tx, cap_rx) = capture_queue(512);
@@ -311,7 +314,7 @@ pub(crate) fn session(
         }
         let heard_at = Instant::now();
         let index = env.id / 2;
-        let transcript = match env.result {
+        let (transcript, transcribed_at) = match env.result {
             Ok(Some(t)) => t,
             // A tentative copy: kept by the speech stage for its final.
             Ok(None) => continue,
@@ -384,7 +387,10 @@ pub(crate) fn session(
                         .and_then(|m| m.end_at.map(|e| ms(e, m.closed_at)))
                 })
                 .flatten(),
-            transcribe_ms: meta.as_ref().map_or(0.0, |m| ms(m.closed_at, heard_at)),
+            transcribe_ms: meta
+                .as_ref()
+                .map_or(0.0, |m| signed_ms(m.closed_at, transcribed_at)),
+            wait_ms: ms(transcribed_at, heard_at),
             first_token_ms: first_token.map(|t| ms(heard_at, t)),
         };
         history.push(Turn {
@@ -422,37 +428,6 @@ pub(crate) fn session(
     result.map(|()| reports)
 }
 
-/// Whisper over utterances. A tentative copy is transcribed while the hangover runs out and
-/// kept; its final (same index, start and end point: no speech since) reuses the transcript.
-fn speech_stage(
-    whisper: Whisper,
-) -> FnStage<
-    Utterance,
-    Option<Transcript>,
-    impl FnMut(Utterance) -> Result<Option<Transcript>, StageError>,
-> {
-    let options = Options::default();
-    let mut early: Option<((u64, u64, u64), Transcript)> = None;
-    FnStage::new("speech", move |u: Utterance| {
-        let key = (u.index, u.start_s.to_bits(), u.end_s.to_bits());
-        if !u.tentative {
-            if let Some((k, t)) = early.take() {
-                if k == key {
-                    return Ok(Some(t));
-                }
-            }
-        }
-        let t = whisper
-            .transcribe_clip(&u.to_clip(), &options)
-            .map_err(|e| StageError::new(e.to_string()))?;
-        if u.tentative {
-            early = Some((key, t));
-            return Ok(None);
-        }
-        Ok(Some(t))
-    })
-}
-
 pub(super) type SourceThread = std::thread::JoinHandle<anyhow::Result<()>>;
 
 /// Starts capture on its own thread; returns it and the rate of the chunks it sends.
@@ -483,6 +458,14 @@ fn start_source(
             Ok((t, rate))
         }
         Source::Mic(name) => support::mic_source(name.as_deref(), tx, notices, stop),
+    }
+}
+
+fn signed_ms(a: Instant, b: Instant) -> f64 {
+    if b >= a {
+        (b - a).as_secs_f64() * 1e3
+    } else {
+        -((a - b).as_secs_f64() * 1e3)
     }
 }
 
