@@ -35,16 +35,15 @@ pub(super) fn warm_up(whisper: &Whisper, engine: &mut percept_llm::Engine) {
     engine.reset();
 }
 
+/// A transcript and when it was ready; `None` for a tentative copy (kept for its final).
+pub(super) type Heard = Option<(Transcript, Instant)>;
+
 /// Whisper over utterances. A tentative copy is transcribed while the hangover runs out and
 /// kept; its final (same index, start and end point: no speech since) reuses the transcript.
 pub(super) fn speech_stage(
     whisper: Whisper,
     compute: Compute,
-) -> FnStage<
-    Utterance,
-    Option<(Transcript, Instant)>,
-    impl FnMut(Utterance) -> Result<Option<(Transcript, Instant)>, StageError>,
-> {
+) -> FnStage<Utterance, Heard, impl FnMut(Utterance) -> Result<Heard, StageError>> {
     let options = Options::default();
     let mut early: Option<((u64, u64, u64), Transcript)> = None;
     FnStage::new("speech", move |u: Utterance| {
