@@ -16,7 +16,7 @@ use percept_listen::{
     capture_queue, spawn_frontend, utterance_queue, FileSource, Notice, Overflow, Pace, Utterance,
     VadConfig,
 };
-use percept_llm::{LlmRequest, DEFAULT_MODEL};
+use percept_llm::LlmRequest;
 use percept_whisper::{Device, Whisper};
 use std::collections::HashMap;
 use std::io::Write;
@@ -170,19 +170,19 @@ struct Pending {
 }
 
 pub fn run(mut args: Args) -> anyhow::Result<()> {
-    if let Some(name) = &args.pipeline {
-        let def = crate::pipelines::load(name)?;
+    let name = args.pipeline.as_deref().unwrap_or("default");
+    let def = crate::pipelines::load(name)?;
+    if args.pipeline.is_some() {
         eprintln!("pipeline {name}: {}", def.description);
-        if args.clip_dir.is_none() {
-            args.clip_dir = percept_models::locate(&def.clip).ok();
-        }
-        if args.llm.model == DEFAULT_MODEL {
-            args.llm.model = def.llm;
-        }
-        if args.whisper == DEFAULT_WHISPER {
-            args.whisper = def.whisper;
-        }
     }
+    if args.clip_dir.is_none() {
+        args.clip_dir = percept_models::locate(&def.clip).ok();
+    }
+    if args.whisper == DEFAULT_WHISPER {
+        args.whisper = def.whisper.clone();
+    }
+    args.llm.apply_pipeline(&def);
+    def.runtime.apply_threads();
     let image = match &args.image {
         Some(path) => Some(support::describe_image_file(
             path,
