@@ -72,11 +72,7 @@ pub fn parse_candidates(reply: &str, n: usize) -> Vec<String> {
 }
 
 /// CLIP's zero-shot probabilities of `candidates` for one unit image embedding, best first.
-pub fn score(
-    clip: &Clip,
-    image: &[f32],
-    candidates: &[String],
-) -> anyhow::Result<Vec<Scored>> {
+pub fn score(clip: &Clip, image: &[f32], candidates: &[String]) -> anyhow::Result<Vec<Scored>> {
     if candidates.is_empty() {
         return Ok(Vec::new());
     }

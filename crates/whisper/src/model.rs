@@ -309,7 +309,9 @@ impl Whisper {
         // (vocab, d) x (d, n) keeps the big matrix in its stored row-major layout: a strided
         // transpose of it makes the matmul copy 51864 x d floats per token.
         if let Some(q) = &self.logits_q8 {
-            return q.forward(&hidden.to_dtype(DType::F32)?)?.to_dtype(DType::F32);
+            return q
+                .forward(&hidden.to_dtype(DType::F32)?)?
+                .to_dtype(DType::F32);
         }
         let h = hidden.t()?.contiguous()?;
         self.embed
