@@ -28,6 +28,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let audio = assets.join("audio/jfk.wav");
     let image = assets.join("images/chelsea.png");
+    let report = std::env::temp_dir().join("percept-demo-report.jsonl");
     let p = |p: &Path| p.display().to_string();
     let steps = [
         Step {
@@ -54,6 +55,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 "--max-tokens".into(),
                 "80".into(),
                 "Describe this image.".into(),
+            ],
+        },
+        Step {
+            title: "Batch over the sample folder into a JSONL report (rerun: nothing new)",
+            args: vec![
+                "batch".into(),
+                p(&assets),
+                "--out".into(),
+                p(&report),
+                "--keep-going".into(),
+                "--exclude".into(),
+                "*.{md,toml,txt,gz}".into(),
             ],
         },
     ];
