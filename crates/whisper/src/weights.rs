@@ -156,3 +156,60 @@ impl Weights {
         Ok(LayerNorm::new(w, b, 1e-5))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{DType, Device, Tensor};
+    use std::collections::HashMap;
+
+    /// No Hugging Face Whisper weights are reachable here, so the test writes the CTranslate2
+    /// tiny.en weights in the Hugging Face layout (fp16 `model.safetensors` with HF tensor
+    /// names and no k_proj biases, `config.json` with the head counts) and checks that both
+    /// directories transcribe jfk.wav identically.
+    #[test]
+    fn hugging_face_safetensors_layout_transcribes_like_ctranslate2() {
+        let ct2_dir = percept_models::locate("whisper-tiny.en")
+            .expect("whisper-tiny.en missing: run `percept models fetch whisper-tiny.en`");
+        let w = crate::ct2::load(&ct2_dir.join("model.bin"), &Device::Cpu).expect("ct2");
+        let mut hf: HashMap<String, Tensor> = HashMap::new();
+        for (name, t) in w.tensors {
+            if name.ends_with(".k_proj.bias") {
+                let max = t
+                    .abs()
+                    .and_then(|a| a.max_all())
+                    .and_then(|m| m.to_scalar::<f32>());
+                assert!(max.expect("max") < 1e-6, "{name} is not zero");
+                continue;
+            }
+            hf.insert(name, t.to_dtype(DType::F16).expect("f16"));
+        }
+        let dir = tempfile::tempdir().expect("tmp");
+        candle_core::safetensors::save(&hf, dir.path().join("model.safetensors")).expect("save");
+        let config = serde_json::json!({
+            "model_type": "whisper",
+            "encoder_attention_heads": w.encoder_heads,
+            "decoder_attention_heads": w.decoder_heads,
+        });
+        std::fs::write(dir.path().join("config.json"), config.to_string()).expect("config");
+        std::fs::copy(
+            ct2_dir.join("tokenizer.json"),
+            dir.path().join("tokenizer.json"),
+        )
+        .expect("tokenizer");
+
+        let jfk =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/audio/jfk.wav");
+        let opts = crate::Options::default();
+        let text = |d: &std::path::Path| {
+            crate::Whisper::load(d, &Device::Cpu)
+                .unwrap_or_else(|e| panic!("{}: {e}", d.display()))
+                .transcribe_file(&jfk, &opts)
+                .expect("transcribe")
+                .text
+        };
+        let a = text(&ct2_dir);
+        let b = text(dir.path());
+        assert!(a.contains("ask not what your country"), "{a}");
+        assert_eq!(a, b);
+    }
+}
