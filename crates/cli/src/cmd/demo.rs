@@ -58,7 +58,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ],
         },
         Step {
-            title: "Batch over the sample folder into a JSONL report (rerun: nothing new)",
+            title: "Batch over the sample folder into a JSONL report",
             args: vec![
                 "batch".into(),
                 p(&assets),
