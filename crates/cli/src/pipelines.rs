@@ -112,6 +112,30 @@ const BUILTIN: &[(&str, &str)] = &[
     ("quality", include_str!("../../../pipelines/quality.toml")),
 ];
 
+/// The pipeline a command runs: `name` or `default`, announced on stderr when named. Model
+/// choices still at their command-line defaults take the pipeline's, as do sampling and
+/// threads; explicit flags win.
+pub fn resolve(
+    name: Option<&str>,
+    llm: &mut crate::cmd::ask::LlmArgs,
+    whisper: &mut String,
+    clip_dir: &mut Option<std::path::PathBuf>,
+) -> anyhow::Result<PipelineDef> {
+    let def = load(name.unwrap_or("default"))?;
+    if let Some(name) = name {
+        eprintln!("pipeline {name}: {}", def.description);
+    }
+    if clip_dir.is_none() {
+        *clip_dir = percept_models::locate(&def.clip).ok();
+    }
+    if whisper == crate::cmd::ask_media::DEFAULT_WHISPER {
+        *whisper = def.whisper.clone();
+    }
+    llm.apply_pipeline(&def);
+    def.runtime.apply_threads();
+    Ok(def)
+}
+
 /// A built-in pipeline by name, or a TOML file by path.
 pub fn load(name: &str) -> anyhow::Result<PipelineDef> {
     let text = match BUILTIN.iter().find(|(n, _)| *n == name) {

@@ -75,6 +75,28 @@ pub struct VisionContext {
     pub embedding: Option<Vec<f32>>,
 }
 
+impl VisionContext {
+    /// The facts and tags as the lines a prompt's data part carries: one description shared
+    /// by `ask`, `listen` and the server, so every front end shows the model the same thing.
+    pub fn describe(&self) -> String {
+        let f = &self.facts;
+        let mut lines = vec![format!("{}x{} pixels, {}", f.width, f.height, f.format)];
+        lines.extend(f.extra.iter().map(|(k, v)| format!("{k}: {v}")));
+        if !self.tags.is_empty() {
+            let tags: Vec<String> = self
+                .tags
+                .iter()
+                .map(|t| format!("{} ({:.0}%)", t.label, t.score * 100.0))
+                .collect();
+            lines.push(format!(
+                "what the image shows, by CLIP: {}",
+                tags.join(", ")
+            ));
+        }
+        lines.join("\n")
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TurnRole {

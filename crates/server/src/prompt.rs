@@ -45,20 +45,6 @@ pub fn build(
 
 /// Facts and CLIP tags of one image as a data part.
 pub fn describe_image(ctx: &VisionContext) -> Untrusted {
-    let f = &ctx.facts;
-    let mut lines = vec![format!("{}x{} pixels, {}", f.width, f.height, f.format)];
-    lines.extend(f.extra.iter().map(|(k, v)| format!("{k}: {v}")));
-    if !ctx.tags.is_empty() {
-        let tags: Vec<String> = ctx
-            .tags
-            .iter()
-            .map(|t| format!("{} ({:.0}%)", t.label, t.score * 100.0))
-            .collect();
-        lines.push(format!(
-            "what the image shows, by CLIP: {}",
-            tags.join(", ")
-        ));
-    }
     let label = if ctx.source.starts_with("image ") {
         ctx.source.clone()
     } else {
@@ -66,7 +52,7 @@ pub fn describe_image(ctx: &VisionContext) -> Untrusted {
     };
     Untrusted {
         label,
-        text: lines.join("\n"),
+        text: ctx.describe(),
     }
 }
 

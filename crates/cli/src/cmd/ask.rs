@@ -119,19 +119,12 @@ pub struct Args {
 }
 
 pub fn run(mut args: Args) -> anyhow::Result<()> {
-    let name = args.pipeline.as_deref().unwrap_or("default");
-    let def = crate::pipelines::load(name)?;
-    if args.pipeline.is_some() {
-        eprintln!("pipeline {name}: {}", def.description);
-    }
-    if args.media.clip_dir.is_none() {
-        args.media.clip_dir = percept_models::locate(&def.clip).ok();
-    }
-    if args.media.whisper == super::ask_media::DEFAULT_WHISPER {
-        args.media.whisper = def.whisper.clone();
-    }
-    args.llm.apply_pipeline(&def);
-    def.runtime.apply_threads();
+    let def = crate::pipelines::resolve(
+        args.pipeline.as_deref(),
+        &mut args.llm,
+        &mut args.media.whisper,
+        &mut args.media.clip_dir,
+    )?;
     if !args.media.is_empty() {
         return super::ask_media::run(args.question, &args.media, &args.llm, args.json, &def);
     }

@@ -287,22 +287,8 @@ fn describe_image(ctx: &VisionContext) -> Untrusted {
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_else(|| ctx.source.clone());
-    let f = &ctx.facts;
-    let mut lines = vec![format!("{}x{} pixels, {}", f.width, f.height, f.format)];
-    lines.extend(f.extra.iter().map(|(k, v)| format!("{k}: {v}")));
-    if !ctx.tags.is_empty() {
-        let tags: Vec<String> = ctx
-            .tags
-            .iter()
-            .map(|t| format!("{} ({:.0}%)", t.label, t.score * 100.0))
-            .collect();
-        lines.push(format!(
-            "what the image shows, by CLIP: {}",
-            tags.join(", ")
-        ));
-    }
     Untrusted {
         label: format!("image {name}"),
-        text: lines.join("\n"),
+        text: ctx.describe(),
     }
 }

@@ -170,19 +170,12 @@ struct Pending {
 }
 
 pub fn run(mut args: Args) -> anyhow::Result<()> {
-    let name = args.pipeline.as_deref().unwrap_or("default");
-    let def = crate::pipelines::load(name)?;
-    if args.pipeline.is_some() {
-        eprintln!("pipeline {name}: {}", def.description);
-    }
-    if args.clip_dir.is_none() {
-        args.clip_dir = percept_models::locate(&def.clip).ok();
-    }
-    if args.whisper == DEFAULT_WHISPER {
-        args.whisper = def.whisper.clone();
-    }
-    args.llm.apply_pipeline(&def);
-    def.runtime.apply_threads();
+    crate::pipelines::resolve(
+        args.pipeline.as_deref(),
+        &mut args.llm,
+        &mut args.whisper,
+        &mut args.clip_dir,
+    )?;
     let image = match &args.image {
         Some(path) => Some(support::describe_image_file(
             path,

@@ -92,26 +92,12 @@ pub(super) fn describe_image_file(
             facts_only(&img)
         }
     };
-    let f = &ctx.facts;
-    let mut lines = vec![format!("{}x{} pixels, {}", f.width, f.height, f.format)];
-    lines.extend(f.extra.iter().map(|(k, v)| format!("{k}: {v}")));
-    if !ctx.tags.is_empty() {
-        let tags: Vec<String> = ctx
-            .tags
-            .iter()
-            .map(|t| format!("{} ({:.0}%)", t.label, t.score * 100.0))
-            .collect();
-        lines.push(format!(
-            "what the image shows, by CLIP: {}",
-            tags.join(", ")
-        ));
-    }
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_else(|| path.display().to_string());
     Ok(Untrusted {
         label: format!("image {name}"),
-        text: lines.join("\n"),
+        text: ctx.describe(),
     })
 }
