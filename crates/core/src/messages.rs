@@ -59,6 +59,49 @@ pub struct Transcript {
     pub segments: Vec<Segment>,
 }
 
+impl Transcript {
+    /// SubRip subtitles, one cue per segment.
+    pub fn srt(&self) -> String {
+        let mut out = String::new();
+        for (i, seg) in self.segments.iter().enumerate() {
+            out += &format!(
+                "{}\n{} --> {}\n{}\n\n",
+                i + 1,
+                stamp(seg.start, ','),
+                stamp(seg.end, ','),
+                seg.text.trim()
+            );
+        }
+        out
+    }
+
+    /// WebVTT subtitles, one cue per segment.
+    pub fn vtt(&self) -> String {
+        let mut out = String::from("WEBVTT\n\n");
+        for seg in &self.segments {
+            out += &format!(
+                "{} --> {}\n{}\n\n",
+                stamp(seg.start, '.'),
+                stamp(seg.end, '.'),
+                seg.text.trim()
+            );
+        }
+        out
+    }
+}
+
+/// `HH:MM:SS,mmm` (SRT) or `HH:MM:SS.mmm` (WebVTT).
+fn stamp(secs: f64, sep: char) -> String {
+    let ms = (secs.max(0.0) * 1000.0).round() as u64;
+    format!(
+        "{:02}:{:02}:{:02}{sep}{:03}",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Tag {
     pub label: String,
@@ -77,24 +120,28 @@ pub struct VisionContext {
 
 impl VisionContext {
     /// The facts and tags as the lines a prompt's data part carries: one description shared
-    /// by `ask`, `listen` and the server, so every front end shows the model the same thing.
+    /// by `ask`, `listen`, `batch` and the server, so every front end shows the model the same.
     pub fn describe(&self) -> String {
-        let f = &self.facts;
-        let mut lines = vec![format!("{}x{} pixels, {}", f.width, f.height, f.format)];
-        lines.extend(f.extra.iter().map(|(k, v)| format!("{k}: {v}")));
-        if !self.tags.is_empty() {
-            let tags: Vec<String> = self
-                .tags
-                .iter()
-                .map(|t| format!("{} ({:.0}%)", t.label, t.score * 100.0))
-                .collect();
-            lines.push(format!(
-                "what the image shows, by CLIP: {}",
-                tags.join(", ")
-            ));
-        }
-        lines.join("\n")
+        describe_image(&self.facts, &self.tags)
     }
+}
+
+/// [`VisionContext::describe`] for facts and tags held apart (as `batch` records them).
+pub fn describe_image(facts: &ImageFacts, tags: &[Tag]) -> String {
+    let f = facts;
+    let mut lines = vec![format!("{}x{} pixels, {}", f.width, f.height, f.format)];
+    lines.extend(f.extra.iter().map(|(k, v)| format!("{k}: {v}")));
+    if !tags.is_empty() {
+        let tags: Vec<String> = tags
+            .iter()
+            .map(|t| format!("{} ({:.0}%)", t.label, t.score * 100.0))
+            .collect();
+        lines.push(format!(
+            "what the image shows, by CLIP: {}",
+            tags.join(", ")
+        ));
+    }
+    lines.join("\n")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -149,4 +196,13 @@ pub enum AnswerEvent {
         prompt_tokens: usize,
         completion_tokens: usize,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamps_format_for_srt_and_vtt() {
+        assert_eq!(super::stamp(3725.5, ','), "01:02:05,500");
+        assert_eq!(super::stamp(0.02, '.'), "00:00:00.020");
+    }
 }

@@ -87,32 +87,8 @@ pub fn render(t: &Transcript, format: Format, task: &str, duration: f64) -> Stri
     match format {
         Format::Json => json!({ "text": t.text.trim() }).to_string(),
         Format::Text => format!("{}\n", t.text.trim()),
-        Format::Srt => t
-            .segments
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                format!(
-                    "{}\n{} --> {}\n{}\n\n",
-                    i + 1,
-                    stamp(s.start, ','),
-                    stamp(s.end, ','),
-                    s.text.trim()
-                )
-            })
-            .collect(),
-        Format::Vtt => {
-            let mut out = String::from("WEBVTT\n\n");
-            for s in &t.segments {
-                out += &format!(
-                    "{} --> {}\n{}\n\n",
-                    stamp(s.start, '.'),
-                    stamp(s.end, '.'),
-                    s.text.trim()
-                );
-            }
-            out
-        }
+        Format::Srt => t.srt(),
+        Format::Vtt => t.vtt(),
         Format::VerboseJson => {
             let segments: Vec<_> = t
                 .segments
@@ -135,18 +111,6 @@ pub fn render(t: &Transcript, format: Format, task: &str, duration: f64) -> Stri
             .to_string()
         }
     }
-}
-
-/// `HH:MM:SS,mmm` (SRT) or `HH:MM:SS.mmm` (WebVTT).
-fn stamp(secs: f64, sep: char) -> String {
-    let ms = (secs.max(0.0) * 1000.0).round() as u64;
-    format!(
-        "{:02}:{:02}:{:02}{sep}{:03}",
-        ms / 3_600_000,
-        ms / 60_000 % 60,
-        ms / 1000 % 60,
-        ms % 1000
-    )
 }
 
 #[cfg(test)]

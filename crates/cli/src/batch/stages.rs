@@ -15,8 +15,8 @@ use super::record::{Kind, Results, Timings};
 use super::walk::Entry;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Select};
 use percept_core::{
-    AudioClip, DecodedImage, Envelope, FnStage, ImageFacts, Input, ItemError, Pipeline,
-    PipelineReport, Prompt, StageError, Untrusted, VisionContext,
+    AudioClip, DecodedImage, Envelope, FnStage, Input, ItemError, Pipeline, PipelineReport, Prompt,
+    StageError, Untrusted, VisionContext,
 };
 use percept_llm::answer;
 use percept_media::image::{decode_image_file, ImageOptions};
@@ -342,24 +342,8 @@ fn context_of(w: &Work) -> Vec<Untrusted> {
     if let Some(f) = &w.results.facts {
         parts.push(Untrusted {
             label: format!("image {}", w.name),
-            text: describe(f, w.results.tags.as_deref().unwrap_or_default()),
+            text: percept_core::describe_image(f, w.results.tags.as_deref().unwrap_or_default()),
         });
     }
     parts
-}
-
-fn describe(f: &ImageFacts, tags: &[percept_core::Tag]) -> String {
-    let mut lines = vec![format!("{}x{} pixels, {}", f.width, f.height, f.format)];
-    lines.extend(f.extra.iter().map(|(k, v)| format!("{k}: {v}")));
-    if !tags.is_empty() {
-        let tags: Vec<String> = tags
-            .iter()
-            .map(|t| format!("{} ({:.0}%)", t.label, t.score * 100.0))
-            .collect();
-        lines.push(format!(
-            "what the image shows, by CLIP: {}",
-            tags.join(", ")
-        ));
-    }
-    lines.join("\n")
 }

@@ -124,52 +124,7 @@ pub fn render(t: &Transcript, format: Format) -> anyhow::Result<String> {
             });
             format!("{}\n", serde_json::to_string_pretty(&v)?)
         }
-        Format::Srt => {
-            let mut s = String::new();
-            for (i, seg) in t.segments.iter().enumerate() {
-                s += &format!(
-                    "{}\n{} --> {}\n{}\n\n",
-                    i + 1,
-                    stamp(seg.start, ','),
-                    stamp(seg.end, ','),
-                    seg.text.trim()
-                );
-            }
-            s
-        }
-        Format::Vtt => {
-            let mut s = String::from("WEBVTT\n\n");
-            for seg in &t.segments {
-                s += &format!(
-                    "{} --> {}\n{}\n\n",
-                    stamp(seg.start, '.'),
-                    stamp(seg.end, '.'),
-                    seg.text.trim()
-                );
-            }
-            s
-        }
+        Format::Srt => t.srt(),
+        Format::Vtt => t.vtt(),
     })
-}
-
-fn stamp(secs: f64, sep: char) -> String {
-    let ms = (secs.max(0.0) * 1000.0).round() as u64;
-    format!(
-        "{:02}:{:02}:{:02}{sep}{:03}",
-        ms / 3_600_000,
-        ms / 60_000 % 60,
-        ms / 1000 % 60,
-        ms % 1000
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps_format_for_srt_and_vtt() {
-        assert_eq!(stamp(3725.5, ','), "01:02:05,500");
-        assert_eq!(stamp(0.02, '.'), "00:00:00.020");
-    }
 }
