@@ -86,6 +86,20 @@ impl Clip {
     pub fn random(config: &ClipConfig, device: &Device) -> Result<Self, ClipError> {
         let varmap = candle_nn::VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+        ClipModel::new(vb, config).map_err(ClipError::model("random CLIP"))?;
+        // Built again from detached copies: a model made of `Var`s records every op for
+        // backprop, which keeps intermediates alive and is not how loaded weights run.
+        let tensors = varmap
+            .data()
+            .lock()
+            .map_err(|_| ClipError::Model {
+                context: "random CLIP".into(),
+                source: candle_core::Error::Msg("weight map lock poisoned".into()),
+            })?
+            .iter()
+            .map(|(name, var)| (name.clone(), var.as_detached_tensor()))
+            .collect();
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
         let model = ClipModel::new(vb, config).map_err(ClipError::model("random CLIP"))?;
         let size = config.vision_config.image_size as u32;
         Ok(Clip {

@@ -14,6 +14,7 @@ mod error;
 pub mod index;
 pub mod labels;
 pub mod model;
+mod ops;
 pub mod preprocess;
 mod resample;
 mod stage;
