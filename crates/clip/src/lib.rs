@@ -14,7 +14,6 @@ mod error;
 pub mod index;
 pub mod labels;
 pub mod model;
-mod ops;
 pub mod preprocess;
 mod resample;
 mod stage;

@@ -12,8 +12,8 @@ use candle_nn::{layer_norm, linear, linear_no_bias, LayerNorm, Linear, VarBuilde
 
 fn activate(act: Activation, xs: &Tensor) -> Result<Tensor> {
     match act {
-        Activation::QuickGelu => crate::ops::quick_gelu(xs),
-        Activation::Gelu => xs.gelu_erf(),
+        Activation::QuickGelu => percept_kernels::quick_gelu(xs),
+        Activation::Gelu => percept_kernels::gelu_erf(xs),
     }
 }
 
@@ -65,7 +65,7 @@ impl Attention {
         if let Some(m) = mask {
             w = w.broadcast_add(m)?;
         }
-        let w = candle_nn::ops::softmax_last_dim(&w)?;
+        let w = percept_kernels::softmax_last_dim(&w)?;
         let o = w.matmul(&v)?.transpose(1, 2)?.reshape((b, s, hidden))?;
         self.out.forward(&o)
     }

@@ -5,7 +5,8 @@
 use crate::weights::{Dims, Weights};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Result, Tensor, D};
-use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, Linear};
+use candle_nn::{Conv1d, Conv1dConfig, LayerNorm};
+use percept_kernels::Linear;
 
 struct Attention {
     q: Linear,
@@ -48,12 +49,17 @@ impl Attention {
     fn attend(&self, x: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let q = split_heads(&self.q.forward(x)?, self.heads)?;
         let dh = q.dim(D::Minus1)?;
-        let q = (q * (1.0 / (dh as f64).sqrt()))?;
+        let scale = 1.0 / (dh as f64).sqrt();
+        if q.dim(2)? == 1 && mask.is_none() {
+            let o = percept_kernels::attend_one(&q, k, v, scale)?;
+            return self.out.forward(&merge_heads(&o)?);
+        }
+        let q = (q * scale)?;
         let mut w = q.matmul(&k.t()?)?;
         if let Some(m) = mask {
             w = w.broadcast_add(m)?;
         }
-        let w = candle_nn::ops::softmax_last_dim(&w)?;
+        let w = percept_kernels::softmax_last_dim(&w)?;
         let o = merge_heads(&w.matmul(v)?)?;
         self.out.forward(&o)
     }
@@ -66,7 +72,8 @@ struct Mlp {
 
 impl Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.fc2.forward(&self.fc1.forward(x)?.gelu_erf()?)
+        self.fc2
+            .forward(&percept_kernels::gelu_erf(&self.fc1.forward(x)?)?)
     }
 }
 
@@ -226,8 +233,8 @@ impl Whisper {
 
     /// mel: (1, n_mels, 2 * n_audio_ctx) → audio features (1, n_audio_ctx, d).
     pub fn encode(&self, mel: &Tensor) -> Result<Tensor> {
-        let x = self.conv1.forward(mel)?.gelu_erf()?;
-        let x = self.conv2.forward(&x)?.gelu_erf()?;
+        let x = percept_kernels::gelu_erf(&self.conv1.forward(mel)?)?;
+        let x = percept_kernels::gelu_erf(&self.conv2.forward(&x)?)?;
         let x = x.transpose(1, 2)?;
         let t = x.dim(1)?;
         let mut x = x

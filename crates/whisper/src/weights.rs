@@ -3,7 +3,8 @@
 
 use crate::WhisperError;
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{LayerNorm, Linear};
+use candle_nn::LayerNorm;
+use percept_kernels::Linear;
 use std::collections::HashMap;
 use std::path::Path;
 

@@ -1,0 +1,24 @@
+//! percept-kernels: the few CPU kernels where candle's generic ops cost the models most.
+//!
+//! candle runs element-wise ops as several passes with a scalar `expf`/`erff` each, sends
+//! one-row matrix products to a single-threaded gemv, and treats one-query attention as
+//! a batched matmul. Each function here takes the fused, vectorised, multi-threaded path
+//! for contiguous f32 tensors on the CPU and falls back to candle's own ops for anything
+//! else (other dtypes, CUDA, Metal), so callers never branch on the device.
+//!
+//! - [`quick_gelu`], [`gelu_erf`]: activations in one pass.
+//! - [`softmax_last_dim`]: softmax over rows.
+//! - [`Linear`]: `candle_nn::Linear` with a parallel gemv for a handful of rows.
+//! - [`attend_one`]: attention of one query position over cached keys and values.
+
+mod act;
+mod attention;
+mod linear;
+mod math;
+mod parallel;
+mod softmax;
+
+pub use act::{gelu_erf, quick_gelu};
+pub use attention::attend_one;
+pub use linear::Linear;
+pub use softmax::softmax_last_dim;
