@@ -95,3 +95,22 @@ fn missing_model_is_a_clear_error() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("whisper-dir"));
 }
+
+#[test]
+fn short_window_transcribes_jfk_the_same() {
+    let out = ok(&percept(&[
+        "transcribe",
+        &jfk(),
+        "--short-window",
+        "--format",
+        "json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(normalise(v["text"].as_str().unwrap_or_default()), JFK);
+    let last_end = v["segments"]
+        .as_array()
+        .and_then(|s| s.last())
+        .and_then(|s| s["end"].as_f64())
+        .unwrap_or(0.0);
+    assert!(last_end <= 13.0, "segment past the audio: {last_end}");
+}

@@ -56,6 +56,11 @@ pub struct Options {
     pub compression_ratio_threshold: f64,
     pub logprob_threshold: f64,
     pub no_speech_threshold: f64,
+    /// Encode a clip shorter than one window as its own length plus 2 s of padding
+    /// instead of a full 30 s window (whisper.cpp's `audio_ctx`). Encoder cost falls with
+    /// the square of the length, which is what makes a spoken turn answer fast; off by
+    /// default because the model was trained on full windows.
+    pub trim_short_window: bool,
 }
 
 impl Default for Options {
@@ -70,6 +75,7 @@ impl Default for Options {
             compression_ratio_threshold: 2.4,
             logprob_threshold: -1.0,
             no_speech_threshold: 0.6,
+            trim_short_window: false,
         }
     }
 }
@@ -180,7 +186,13 @@ impl Engine {
             let time_offset = (seek * HOP) as f64 / 16_000.0;
             let t0 = Instant::now();
             let mel = self.mel.window(&buf, base, seek, segment_size);
-            let mel = Tensor::from_vec(mel, (1, self.mel.n_mels(), N_FRAMES), self.model.device())?;
+            let mut mel =
+                Tensor::from_vec(mel, (1, self.mel.n_mels(), N_FRAMES), self.model.device())?;
+            let trimmed = opts.trim_short_window && seek == 0 && eof && segment_size < N_FRAMES;
+            if trimmed {
+                let frames = trimmed_frames(segment_size);
+                mel = mel.narrow(2, 0, frames)?.contiguous()?;
+            }
             timings.mel += t0.elapsed();
             let t1 = Instant::now();
             let features = self.model.encode(&mel)?;
@@ -251,9 +263,14 @@ impl Engine {
                     // A zero-length advance would loop forever; move on like a full window.
                     seek = previous_seek + segment_size;
                 }
+                let content_end = time_offset + (segment_size * HOP) as f64 / 16_000.0;
                 for (start, end, t) in window_segments {
                     let text = self.tokenizer.decode(&t);
                     if start == end || text.trim().is_empty() {
+                        continue;
+                    }
+                    if trimmed && start >= content_end {
+                        // In a trimmed window the decoder may repeat itself over the padding.
                         continue;
                     }
                     all_tokens.extend_from_slice(&t);
@@ -296,4 +313,11 @@ impl Engine {
             segments,
         })
     }
+}
+
+/// Mel frames encoded for a clip of `content` frames when trimming: its length plus 2 s,
+/// even (the second convolution has stride 2), at most one window.
+fn trimmed_frames(content: usize) -> usize {
+    const PAD: usize = 200;
+    ((content + PAD).div_ceil(2) * 2).min(N_FRAMES)
 }

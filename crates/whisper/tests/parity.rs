@@ -83,3 +83,38 @@ fn word_error_rate_counts_edits() {
     assert_eq!(word_errors("the cat sat", "The cat, sat!"), (0, 3));
     assert_eq!(word_errors("the cat sat", "a cat sat down"), (2, 3));
 }
+
+/// `trim_short_window` (encode the clip's length plus 2 s, not 30 s) keeps the word error
+/// rate of the full window on the same clips, and on jfk.
+#[test]
+fn trimmed_window_keeps_the_word_error_rate() {
+    let trimmed = Options {
+        trim_short_window: true,
+        ..Options::default()
+    };
+    let (mut full_errors, mut trim_errors, mut words) = (0, 0, 0);
+    let mut report = String::new();
+    for (file, text) in sentences() {
+        let p = root().join("tests/fixtures/whisper/speech").join(&file);
+        let a = tiny().transcribe_file(&p, &Options::default()).unwrap();
+        let b = tiny().transcribe_file(&p, &trimmed).unwrap();
+        let (ea, n) = word_errors(&text, &a.text);
+        let (eb, _) = word_errors(&text, &b.text);
+        report += &format!(
+            "{file}: full {ea}/{n} {:?} trimmed {eb}/{n} {:?}\n",
+            a.text, b.text
+        );
+        full_errors += ea;
+        trim_errors += eb;
+        words += n;
+    }
+    eprintln!("{report}");
+    assert!(
+        trim_errors * 10 <= words && trim_errors <= full_errors + words / 50,
+        "trimmed WER {trim_errors}/{words}, full {full_errors}/{words}\n{report}"
+    );
+    let t = tiny()
+        .transcribe_file(&root().join("assets/audio/jfk.wav"), &trimmed)
+        .unwrap();
+    assert_eq!(normalise(&t.text), normalise(JFK), "{:?}", t.text);
+}
