@@ -47,6 +47,8 @@ pub struct Speech {
     /// 1 = greedy.
     pub beam: Option<usize>,
     pub language: Option<String>,
+    /// Encode a clip shorter than 30 s at its own length (see `transcribe --short-window`).
+    pub short_window: Option<bool>,
 }
 
 /// Question-guided probing: the LLM proposes candidates, CLIP scores them against each image.
@@ -170,6 +172,15 @@ mod tests {
             }
         }
         assert!(super::load("nope").is_err());
+        // The fast pipeline trims short clips; the quality one keeps full windows.
+        assert_eq!(
+            super::load("default").expect("default").speech.short_window,
+            Some(true)
+        );
+        assert_eq!(
+            super::load("quality").expect("quality").speech.short_window,
+            Some(false)
+        );
     }
 
     #[test]

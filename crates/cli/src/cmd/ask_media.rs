@@ -91,6 +91,7 @@ pub fn run(
             let options = Options {
                 beam_size: def.speech.beam.unwrap_or(1).max(1),
                 language: def.speech.language.clone(),
+                trim_short_window: def.speech.short_window.unwrap_or(false),
                 ..Options::default()
             };
             Some(SpeechStage { whisper, options })

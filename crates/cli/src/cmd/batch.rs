@@ -74,6 +74,7 @@ pub(crate) fn model_choice(
     let whisper_options = percept_whisper::Options {
         beam_size: def.speech.beam.unwrap_or(1).max(1),
         language: def.speech.language.clone(),
+        trim_short_window: def.speech.short_window.unwrap_or(false),
         ..percept_whisper::Options::default()
     };
     let choice = ModelChoice {
