@@ -102,8 +102,14 @@ mod tests {
             let w = (&q * scale)?.matmul(&k.t()?)?;
             let want = candle_nn::ops::softmax_last_dim(&w)?.matmul(&v)?;
             let got = attend_one(&q, &k, &v, scale)?;
-            let diff = (got - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            let diff = (&got - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
             assert!(diff < 1e-5, "{:?}: {diff}", (b, h, t, d));
+            // Other dtypes (and other devices) take the matmul path itself.
+            let f64 = candle_core::DType::F64;
+            let (q, k, v) = (q.to_dtype(f64)?, k.to_dtype(f64)?, v.to_dtype(f64)?);
+            let slow = attend_one(&q, &k, &v, scale)?.to_dtype(candle_core::DType::F32)?;
+            let diff = (slow - &got)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(diff < 1e-5, "f64 path {:?}: {diff}", (b, h, t, d));
         }
         Ok(())
     }
