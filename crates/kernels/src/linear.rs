@@ -117,6 +117,24 @@ fn gemv(x: &[f32], rows: usize, w: &[f32], n: usize, bias: Option<&[f32]>) -> (C
     (CpuStorage::F32(out), Shape::from((rows, n)))
 }
 
+/// Both arities: the layouts are checked, the bias (if any) must have one value per output.
+fn gemv_op(
+    xs: &CpuStorage,
+    xl: &Layout,
+    ws: &CpuStorage,
+    wl: &Layout,
+    bias: Option<(&CpuStorage, &Layout)>,
+) -> Result<(CpuStorage, Shape)> {
+    let (rows, _) = xl.shape().dims2()?;
+    let (n, _) = wl.shape().dims2()?;
+    let b = bias.map(|(bs, bl)| slice(bs, bl, "bias")).transpose()?;
+    if let Some(b) = b.filter(|b| b.len() != n) {
+        candle_core::bail!("gemv: bias of {} for {n} outputs", b.len());
+    }
+    let (x, w) = (slice(xs, xl, "input")?, slice(ws, wl, "weight")?);
+    Ok(gemv(x, rows, w, n, b))
+}
+
 impl CustomOp2 for Gemv {
     fn name(&self) -> &'static str {
         "gemv"
@@ -129,15 +147,7 @@ impl CustomOp2 for Gemv {
         ws: &CpuStorage,
         wl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (rows, _) = xl.shape().dims2()?;
-        let (n, _) = wl.shape().dims2()?;
-        Ok(gemv(
-            slice(xs, xl, "input")?,
-            rows,
-            slice(ws, wl, "weight")?,
-            n,
-            None,
-        ))
+        gemv_op(xs, xl, ws, wl, None)
     }
 }
 
@@ -155,19 +165,7 @@ impl CustomOp3 for Gemv {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (rows, _) = xl.shape().dims2()?;
-        let (n, _) = wl.shape().dims2()?;
-        let b = slice(bs, bl, "bias")?;
-        if b.len() != n {
-            candle_core::bail!("gemv: bias of {} for {n} outputs", b.len());
-        }
-        Ok(gemv(
-            slice(xs, xl, "input")?,
-            rows,
-            slice(ws, wl, "weight")?,
-            n,
-            Some(b),
-        ))
+        gemv_op(xs, xl, ws, wl, Some((bs, bl)))
     }
 }
 
