@@ -5,8 +5,9 @@
 //! and a tenth of Whisper's encoder.
 
 use crate::math::{erf, exp};
+use crate::on_cpu_f32;
 use crate::parallel::{chunk_len, for_chunks};
-use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use std::marker::PhantomData;
 
 /// `x * sigmoid(1.702 x)`, transformers' `quick_gelu`.
@@ -27,10 +28,6 @@ pub fn gelu_erf(xs: &Tensor) -> Result<Tensor> {
     } else {
         xs.gelu_erf()
     }
-}
-
-pub(crate) fn on_cpu_f32(xs: &Tensor) -> bool {
-    matches!(xs.device(), Device::Cpu) && xs.dtype() == DType::F32
 }
 
 trait Elementwise {
@@ -87,6 +84,7 @@ impl<E: Elementwise> CustomOp1 for Map<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::{DType, Device};
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
         (a - b)

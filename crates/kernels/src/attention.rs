@@ -5,8 +5,8 @@
 //! product per head, which candle runs one head after another on one thread; here the
 //! heads are spread over threads and each head is two passes over contiguous rows.
 
-use crate::act::on_cpu_f32;
 use crate::math::dot;
+use crate::on_cpu_f32;
 use crate::softmax::softmax_in_place;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;

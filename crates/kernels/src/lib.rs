@@ -22,3 +22,8 @@ pub use act::{gelu_erf, quick_gelu};
 pub use attention::attend_one;
 pub use linear::Linear;
 pub use softmax::softmax_last_dim;
+
+/// Whether the fused kernels take `xs`: a f32 tensor on the CPU.
+fn on_cpu_f32(xs: &candle_core::Tensor) -> bool {
+    matches!(xs.device(), candle_core::Device::Cpu) && xs.dtype() == candle_core::DType::F32
+}

@@ -5,8 +5,8 @@
 //! fallback; here each thread takes a band of the weight's rows and dots them with
 //! every input row, reading the weights once.
 
-use crate::act::on_cpu_f32;
 use crate::math::dot;
+use crate::on_cpu_f32;
 use crate::parallel::{chunk_len, for_chunks};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Module, Result, Shape, Tensor};
 

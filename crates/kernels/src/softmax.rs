@@ -1,7 +1,7 @@
 //! Softmax over the last dimension, one row per task chunk.
 
-use crate::act::on_cpu_f32;
 use crate::math::{exp, max, sum};
+use crate::on_cpu_f32;
 use crate::parallel::{chunk_len, for_chunks};
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 

@@ -1,10 +1,9 @@
 //! The models' side of `percept listen`: the speech stage with its tentative-copy cache, and
 //! the warm-up before listening.
 
-use percept_core::AnswerEvent;
-use percept_core::{AudioClip, FnStage, Prompt, StageError, Transcript, Untrusted};
+use percept_core::{AudioClip, FnStage, Prompt, Stage, StageError, Transcript, Untrusted};
 use percept_listen::Utterance;
-use percept_llm::{Engine, Generation, LlmRequest};
+use percept_llm::{Engine, Generation, LlmRequest, LlmStage};
 use percept_whisper::{Options, Whisper};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -84,20 +83,12 @@ pub(super) type Compute = Arc<Mutex<()>>;
 
 /// The LLM stage, taking turns with Whisper for the cores.
 pub(super) fn llm_stage(
-    mut engine: Engine,
+    engine: Engine,
     compute: Compute,
 ) -> FnStage<LlmRequest, Generation, impl FnMut(LlmRequest) -> Result<Generation, StageError>> {
+    let mut stage = LlmStage::new(engine);
     FnStage::new("llm", move |req: LlmRequest| {
         let _turn = compute.lock().unwrap_or_else(|p| p.into_inner());
-        let never = AtomicBool::new(false);
-        let cancel = req.cancel.as_deref().unwrap_or(&never);
-        let events = req.events;
-        let mut send = |ev: AnswerEvent| {
-            if let Some(tx) = &events {
-                let _ = tx.send(ev);
-            }
-        };
-        percept_llm::answer(&mut engine, &req.prompt, &req.params, cancel, &mut send)
-            .map_err(|e| StageError::from_error(&e))
+        stage.process(req)
     })
 }
