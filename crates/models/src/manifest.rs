@@ -17,6 +17,8 @@ pub enum Kind {
     Whisper,
     Clip,
     Llm,
+    /// An image classifier with a fixed label set (ImageNet-1k).
+    Classifier,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -25,6 +27,9 @@ pub enum Format {
     Ctranslate2,
     Safetensors,
     Gguf,
+    /// torch.save's pre-1.6 format: pickles followed by raw storages, not a zip.
+    #[serde(rename = "torch-legacy")]
+    TorchLegacy,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -100,7 +105,12 @@ mod tests {
     #[test]
     fn builtin_manifest_parses_and_names_the_defaults() {
         let m = Manifest::parse(BUILTIN).expect("builtin manifest");
-        for id in ["whisper-tiny.en", "whisper-base", "smollm2-135m-instruct"] {
+        for id in [
+            "whisper-tiny.en",
+            "whisper-base",
+            "smollm2-135m-instruct",
+            "efficientnet-lite0",
+        ] {
             let spec = m.get(id).unwrap_or_else(|| panic!("{id} missing"));
             assert!(spec.default, "{id} should be a default");
             assert!(spec.files.iter().all(|f| f.sha256.is_some()));
@@ -110,5 +120,10 @@ mod tests {
         let clip = m.get("clip-vit-base-patch32").expect("clip");
         assert!(matches!(clip.files[0].parts[0], Part::Hub { .. }));
         assert!(m.get("qwen2.5-coder-0.5b-instruct").is_some());
+        let lite0 = m.get("efficientnet-lite0").expect("classifier");
+        assert_eq!(
+            (lite0.kind, lite0.format),
+            (Kind::Classifier, Format::TorchLegacy)
+        );
     }
 }
