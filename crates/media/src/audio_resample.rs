@@ -1,5 +1,6 @@
 //! Streaming sample-rate conversion of mono audio with rubato.
 
+use crate::audio_limits::{MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
 use rubato::{FftFixedIn, Resampler};
 
 /// Input frames handed to rubato per call; large enough for FFT efficiency, small enough
@@ -9,10 +10,20 @@ const CHUNK_IN: usize = 4096;
 /// Converts a mono stream from `from` Hz to `to` Hz, fed in arbitrary pieces.
 ///
 /// Output is aligned with the input (rubato's filter delay is dropped) and its length is
-/// exactly `ceil(n_in * to / from)`, so durations survive the conversion.
+/// exactly `ceil(n_in * to / from)`, so durations survive the conversion. Input is handed
+/// to rubato straight from the caller's slice when it holds a whole block, and every block
+/// is converted into one reused buffer, so a long stream allocates nothing per call.
 pub struct MonoResampler {
     inner: Option<FftFixedIn<f32>>,
+    /// Less than one input block, waiting for the rest.
     pending: Vec<f32>,
+    /// One converted block.
+    scratch: Vec<f32>,
+    trim: Trim,
+}
+
+/// Drops rubato's filter delay and cuts the output at the exact converted length.
+struct Trim {
     delay_left: usize,
     from: u64,
     to: u64,
@@ -20,30 +31,9 @@ pub struct MonoResampler {
     n_out: u64,
 }
 
-impl MonoResampler {
-    pub fn new(from: u32, to: u32) -> Result<Self, String> {
-        if from == 0 || to == 0 {
-            return Err(format!(
-                "invalid sample rate conversion {from} Hz -> {to} Hz"
-            ));
-        }
-        let inner = if from == to {
-            None
-        } else {
-            let rs = FftFixedIn::<f32>::new(from as usize, to as usize, CHUNK_IN, 2, 1)
-                .map_err(|e| e.to_string())?;
-            Some(rs)
-        };
-        let delay_left = inner.as_ref().map(|r| r.output_delay()).unwrap_or(0);
-        Ok(MonoResampler {
-            inner,
-            pending: Vec::new(),
-            delay_left,
-            from: from as u64,
-            to: to as u64,
-            n_in: 0,
-            n_out: 0,
-        })
+impl Trim {
+    fn expected_out(&self) -> u64 {
+        (self.n_in * self.to).div_ceil(self.from)
     }
 
     fn emit(&mut self, mut block: &[f32], out: &mut Vec<f32>) {
@@ -55,74 +45,103 @@ impl MonoResampler {
         out.extend_from_slice(&block[..take]);
         self.n_out += take as u64;
     }
+}
 
-    fn expected_out(&self) -> u64 {
-        (self.n_in * self.to).div_ceil(self.from)
+impl MonoResampler {
+    /// Both rates must lie in `MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE`: rubato's FFT sizes grow
+    /// with the rates divided by their common divisor, so 1 Hz -> 16 kHz alone would take
+    /// gigabytes.
+    pub fn new(from: u32, to: u32) -> Result<Self, String> {
+        for rate in [from, to] {
+            if !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&rate) {
+                return Err(format!(
+                    "invalid sample rate conversion {from} Hz -> {to} Hz \
+                     (rates must be {MIN_SAMPLE_RATE}..={MAX_SAMPLE_RATE} Hz)"
+                ));
+            }
+        }
+        let inner = if from == to {
+            None
+        } else {
+            let rs = FftFixedIn::<f32>::new(from as usize, to as usize, CHUNK_IN, 2, 1)
+                .map_err(|e| e.to_string())?;
+            Some(rs)
+        };
+        let delay_left = inner.as_ref().map(|r| r.output_delay()).unwrap_or(0);
+        let scratch = vec![0.0; inner.as_ref().map(|r| r.output_frames_max()).unwrap_or(0)];
+        Ok(MonoResampler {
+            inner,
+            pending: Vec::new(),
+            scratch,
+            trim: Trim {
+                delay_left,
+                from: u64::from(from),
+                to: u64::from(to),
+                n_in: 0,
+                n_out: 0,
+            },
+        })
     }
 
     /// Feeds samples; converted samples are appended to `out`.
-    pub fn push(&mut self, input: &[f32], out: &mut Vec<f32>) -> Result<(), String> {
-        self.n_in += input.len() as u64;
-        if self.inner.is_none() {
-            self.n_out += input.len() as u64;
+    pub fn push(&mut self, mut input: &[f32], out: &mut Vec<f32>) -> Result<(), String> {
+        self.trim.n_in += input.len() as u64;
+        let Some(rs) = self.inner.as_mut() else {
+            self.trim.n_out += input.len() as u64;
             out.extend_from_slice(input);
             return Ok(());
-        }
-        self.pending.extend_from_slice(input);
-        let mut start = 0;
-        let mut blocks = Vec::new();
-        if let Some(rs) = self.inner.as_mut() {
-            loop {
-                let need = rs.input_frames_next();
-                if self.pending.len() - start < need {
-                    break;
-                }
-                let block = rs
-                    .process(&[&self.pending[start..start + need]], None)
+        };
+        loop {
+            let need = rs.input_frames_next();
+            let written = if self.pending.is_empty() && input.len() >= need {
+                let (_, n) = rs
+                    .process_into_buffer(&[&input[..need]], &mut [&mut self.scratch], None)
                     .map_err(|e| e.to_string())?;
-                start += need;
-                blocks.push(block.into_iter().next().unwrap_or_default());
-            }
+                input = &input[need..];
+                n
+            } else {
+                let take = need.saturating_sub(self.pending.len()).min(input.len());
+                self.pending.extend_from_slice(&input[..take]);
+                input = &input[take..];
+                if self.pending.len() < need {
+                    return Ok(());
+                }
+                let (_, n) = rs
+                    .process_into_buffer(&[&self.pending], &mut [&mut self.scratch], None)
+                    .map_err(|e| e.to_string())?;
+                self.pending.clear();
+                n
+            };
+            self.trim.emit(&self.scratch[..written], out);
         }
-        self.pending.drain(..start);
-        for b in blocks {
-            self.emit(&b, out);
-        }
-        Ok(())
     }
 
     /// Flushes what rubato still holds; call once at end of stream.
     pub fn finish(&mut self, out: &mut Vec<f32>) -> Result<(), String> {
-        let expected = self.expected_out();
         let Some(rs) = self.inner.as_mut() else {
             return Ok(());
         };
-        let mut blocks = Vec::new();
-        let tail = std::mem::take(&mut self.pending);
-        let first = rs
-            .process_partial(Some(&[&tail[..]]), None)
+        // rubato refuses an empty channel (it pads only a non-empty one), so an empty tail
+        // is passed as no input, which rubato reads as zeros.
+        let tail = [&self.pending];
+        let input = (!self.pending.is_empty()).then_some(&tail[..]);
+        let (_, n) = rs
+            .process_partial_into_buffer(input, &mut [&mut self.scratch], None)
             .map_err(|e| e.to_string())?;
-        blocks.push(first.into_iter().next().unwrap_or_default());
-        // Drain the filter delay with empty input until the expected length is reached.
+        self.pending.clear();
+        self.trim.emit(&self.scratch[..n], out);
+        // Drain the filter delay with zeros until the expected length is reached. rubato
+        // emits nothing until a whole FFT block (up to `from` + CHUNK_IN frames) has
+        // arrived, and the delay is half a block, so that much input twice always suffices.
+        let expected = self.trim.expected_out();
+        let max_calls = (2 * (self.trim.from as usize + CHUNK_IN)).div_ceil(CHUNK_IN) + 1;
         let mut guard = 0;
-        let mut produced: u64 = self.n_out + blocks[0].len() as u64;
-        while produced < expected + self.delay_left as u64 && guard < 64 {
-            let b = rs
-                .process_partial::<&[f32]>(None, None)
+        while self.trim.n_out < expected && guard < max_calls {
+            let (_, n) = rs
+                .process_partial_into_buffer(None::<&[&[f32]]>, &mut [&mut self.scratch], None)
                 .map_err(|e| e.to_string())?;
-            let b = b.into_iter().next().unwrap_or_default();
-            produced += b.len() as u64;
-            blocks.push(b);
+            self.trim.emit(&self.scratch[..n], out);
             guard += 1;
-        }
-        for b in blocks {
-            let want = expected.saturating_sub(self.n_out) as usize;
-            let skip = self.delay_left.min(b.len());
-            self.delay_left -= skip;
-            let b = &b[skip..];
-            let take = b.len().min(want);
-            out.extend_from_slice(&b[..take]);
-            self.n_out += take as u64;
         }
         Ok(())
     }
@@ -173,7 +192,22 @@ mod tests {
     }
 
     #[test]
-    fn zero_rate_is_an_error() {
-        assert!(MonoResampler::new(0, 16_000).is_err());
+    fn rates_outside_the_limits_are_errors() {
+        for (from, to) in [(0, 16_000), (1, 16_000), (u32::MAX, 16_000), (16_000, 999)] {
+            let e = MonoResampler::new(from, to).err().expect("refused");
+            assert!(e.contains(&format!("{from} Hz -> {to} Hz")), "{e}");
+        }
+        assert!(MonoResampler::new(MAX_SAMPLE_RATE, MIN_SAMPLE_RATE).is_ok());
+    }
+
+    #[test]
+    fn coprime_rates_at_the_limits_convert() {
+        // No common divisor: rubato's blocks are as large as they get within the limits.
+        let x = vec![0.5f32; 383_999];
+        let y = convert(383_999, 16_000, &x, 50_000);
+        assert_eq!(y.len(), 16_000);
+        let y = convert(1_009, 16_000, &vec![0.5; 1_009], 100);
+        assert_eq!(y.len(), 16_000);
+        assert!((y[8000] - 0.5).abs() < 0.01);
     }
 }

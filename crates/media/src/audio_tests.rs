@@ -1,4 +1,5 @@
 use super::*;
+use std::fs::File;
 use std::io::Write;
 
 /// Builds a RIFF/WAVE file; `fmt_tag` 1 = PCM, 3 = float.

@@ -4,6 +4,10 @@
 //! the file size from metadata, then the dimensions from the format header. A tiny file
 //! that claims 100,000 x 100,000 pixels is refused with [`ImageError::TooManyPixels`]
 //! instead of asking the allocator for tens of gigabytes.
+//!
+//! A JPEG that stops before its end marker still decodes (the missing rows are filled in);
+//! its facts then carry `truncated: true` ([`TRUNCATED_FACT`]) so nobody mistakes the
+//! filled part for the picture.
 
 use ::image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 use percept_core::{DecodedImage, ImageFacts};
@@ -11,7 +15,11 @@ use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::path::Path;
 
-use crate::{image_colours, image_exif};
+use crate::{image_colours, image_exif, image_jpeg};
+
+/// Key in [`ImageFacts::extra`], set to `"true"` when the file ends before the image data
+/// does and the decoder filled in the rest.
+pub const TRUNCATED_FACT: &str = "truncated";
 
 /// Refusal thresholds; all are checked before decoding pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,6 +158,9 @@ pub fn decode_image_bytes(
     extra.insert("colour_type".to_string(), colour_type);
     if let Some(exif) = exif {
         extra.extend(exif);
+    }
+    if format == ImageFormat::Jpeg && image_jpeg::is_truncated(bytes) {
+        extra.insert(TRUNCATED_FACT.to_string(), "true".to_string());
     }
     let colours = image_colours::dominant_colours(rgb.as_raw(), width, height);
     if !colours.is_empty() {

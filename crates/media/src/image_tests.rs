@@ -108,11 +108,37 @@ fn truncated_png_names_the_file() {
 fn truncated_jpeg_file_errors_or_decodes_without_panic() {
     let bytes = std::fs::read(repo_path("assets/images/rocket.jpg")).expect("assets/images");
     for cut in [20, 200, bytes.len() / 3] {
-        // JPEG decoders may fill a missing tail with gray; either way no panic.
-        if let Err(e) = decode_image_bytes("rocket-cut.jpg", &bytes[..cut], &opts()) {
-            assert!(e.to_string().contains("rocket-cut.jpg"), "{e}");
+        // JPEG decoders may fill a missing tail with gray; then the facts say so.
+        match decode_image_bytes("rocket-cut.jpg", &bytes[..cut], &opts()) {
+            Err(e) => assert!(e.to_string().contains("rocket-cut.jpg"), "{e}"),
+            Ok(d) => assert_eq!(d.facts.extra[TRUNCATED_FACT], "true", "cut at {cut}"),
         }
     }
+}
+
+#[test]
+fn truncated_jpeg_decodes_with_a_truncated_fact() {
+    let bytes = std::fs::read(repo_path("assets/images/rocket.jpg")).expect("assets/images");
+    let cut = decode_image_bytes("cut.jpg", &bytes[..bytes.len() / 2], &opts())
+        .expect("the lenient decoder keeps the top half");
+    assert_eq!((cut.width, cut.height), (640, 427));
+    assert_eq!(
+        cut.facts.extra.get(TRUNCATED_FACT).map(String::as_str),
+        Some("true")
+    );
+    assert!(percept_core::describe_image(&cut.facts, &[]).contains("truncated: true"));
+    let whole = decode_image_bytes("whole.jpg", &bytes, &opts()).unwrap();
+    assert!(!whole.facts.extra.contains_key(TRUNCATED_FACT));
+    // Bytes after the end marker are not truncation.
+    let mut tail = bytes.clone();
+    tail.extend_from_slice(&[0u8; 100]);
+    let d = decode_image_bytes("tail.jpg", &tail, &opts()).unwrap();
+    assert!(!d.facts.extra.contains_key(TRUNCATED_FACT));
+    // Encoded here (no EXIF, baseline) as well as by a camera.
+    let img = DynamicImage::new_rgb8(32, 32);
+    let jpg = encode(&img, ImageFormat::Jpeg);
+    let d = decode_image_bytes("x.jpg", &jpg[..jpg.len() - 2], &opts()).unwrap();
+    assert_eq!(d.facts.extra[TRUNCATED_FACT], "true");
 }
 
 #[test]
@@ -233,6 +259,7 @@ fn pillow_written_formats_decode() {
             let tol = if d.facts.format == "jpeg" { 3.0 } else { 0.01 };
             assert!(diff <= tol, "{file} channel {c}: {} vs {want_c}", mean(c));
         }
+        assert!(!d.facts.extra.contains_key(TRUNCATED_FACT), "{file}");
         if let Some(facts) = want.get("facts").and_then(|f| f.as_object()) {
             for (k, v) in facts {
                 assert_eq!(

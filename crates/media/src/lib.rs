@@ -1,10 +1,16 @@
 //! Media decoding for the pipeline's stages.
 
 pub mod audio;
+mod audio_limits;
 mod audio_resample;
+mod audio_stream;
 pub mod image;
 mod image_colours;
 mod image_exif;
+mod image_jpeg;
 
-pub use audio::{decode_file, resample_clip, AudioError, AudioStream, SPEECH_RATE};
+pub use audio::{
+    decode_file, decode_file_with, resample_clip, AudioError, AudioLimits, AudioStream,
+    MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, SPEECH_RATE,
+};
 pub use audio_resample::MonoResampler;
