@@ -302,7 +302,9 @@ fn non_negative(n: i128) -> Option<u64> {
     u64::try_from(n).ok()
 }
 
-/// The tensor `t` describes, copied out of its storage's bytes.
+/// The tensor `t` describes, copied out of its storage's bytes. Strides may be anything
+/// (checkpoints converted from TensorFlow keep their transposed layouts); every element
+/// read is proven to lie inside the storage before any is copied.
 fn view(t: &TensorDecl, dtype: DType, raw: &[u8]) -> Result<Tensor, PthError> {
     let what = |m: String| bad(format!("`{}`: {m}", t.name));
     let numel = t
@@ -310,33 +312,66 @@ fn view(t: &TensorDecl, dtype: DType, raw: &[u8]) -> Result<Tensor, PthError> {
         .iter()
         .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
         .ok_or_else(|| what("shape overflows".into()))?;
-    // Row-major strides, ignoring dimensions of size 1 whose stride never matters.
+    let elem = dtype.size_in_bytes();
+    let storage_numel = (raw.len() / elem) as u64;
+    // The furthest element the view reads (none when it is empty).
+    let last = t
+        .shape
+        .iter()
+        .zip(&t.stride)
+        .try_fold(t.offset, |acc, (&d, &s)| {
+            (d as u64)
+                .saturating_sub(1)
+                .checked_mul(s)
+                .and_then(|x| acc.checked_add(x))
+        });
+    if numel > 0 && last.is_none_or(|l| l >= storage_numel) {
+        return Err(what(format!(
+            "view (size {:?}, stride {:?}, offset {}) overruns its storage of {storage_numel}",
+            t.shape, t.stride, t.offset
+        )));
+    }
+    let mut contiguous = true;
     let mut want = 1u64;
     for (&d, &s) in t.shape.iter().zip(&t.stride).rev() {
-        if d != 1 && s != want {
-            return Err(what(format!(
-                "non-contiguous tensor (size {:?}, stride {:?}) is not supported",
-                t.shape, t.stride
-            )));
-        }
+        contiguous &= d == 1 || s == want;
         want = want.saturating_mul(d as u64);
     }
-    let elem = dtype.size_in_bytes() as u64;
-    let storage_numel = raw.len() as u64 / elem;
-    let end = t.offset.checked_add(numel).filter(|&e| e <= storage_numel);
-    let Some(end) = end else {
-        return Err(what(format!(
-            "view of {numel} elements at offset {} overruns its storage of {storage_numel}",
-            t.offset
-        )));
+    let start = t.offset as usize * elem;
+    let bytes: std::borrow::Cow<[u8]> = if contiguous || numel == 0 {
+        let end = start + numel as usize * elem;
+        std::borrow::Cow::Borrowed(raw.get(start..end).unwrap_or_default())
+    } else {
+        std::borrow::Cow::Owned(gather(raw, elem, t, numel as usize))
     };
-    let bytes = &raw[(t.offset * elem) as usize..(end * elem) as usize];
-    Tensor::from_raw_buffer(bytes, dtype, &t.shape, &Device::Cpu).map_err(|source| {
+    Tensor::from_raw_buffer(&bytes, dtype, &t.shape, &Device::Cpu).map_err(|source| {
         PthError::Tensor {
             name: t.name.clone(),
             source,
         }
     })
+}
+
+/// Row-major copy of a strided view whose bounds `view` has checked.
+fn gather(raw: &[u8], elem: usize, t: &TensorDecl, numel: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(numel * elem);
+    let mut index = vec![0usize; t.shape.len()];
+    for _ in 0..numel {
+        let at = index
+            .iter()
+            .zip(&t.stride)
+            .fold(t.offset as usize, |acc, (&i, &s)| acc + i * s as usize);
+        out.extend_from_slice(&raw[at * elem..(at + 1) * elem]);
+        // Odometer increment, last dimension fastest.
+        for (i, &d) in index.iter_mut().zip(&t.shape).rev() {
+            *i += 1;
+            if *i < d {
+                break;
+            }
+            *i = 0;
+        }
+    }
+    out
 }
 
 #[cfg(test)]

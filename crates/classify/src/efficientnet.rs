@@ -1,0 +1,208 @@
+//! EfficientNet-Lite on candle: MBConv blocks without squeeze-and-excitation, ReLU6, and
+//! every batch norm folded into the convolution before it when the weights load.
+//!
+//! Tensor names follow the EfficientNet-PyTorch layout the Lite checkpoints use
+//! (`_conv_stem`, `_bn0`, `_blocks.N._expand_conv` ...). Layout is NCHW throughout.
+
+use crate::config::EfficientNetConfig;
+use crate::depthwise;
+use crate::error::ClassifyError;
+use candle_core::{DType, Device, Module, Tensor, D};
+use std::collections::HashMap;
+
+type Result<T> = std::result::Result<T, ClassifyError>;
+
+/// A convolution with its batch norm folded in: `conv(x, w * s) + (beta - mean * s)`
+/// where `s = gamma / sqrt(var + eps)`. Equal to conv-then-BN in inference, one pass fewer.
+#[derive(Debug, Clone)]
+pub struct FoldedConv {
+    weight: Tensor,
+    bias: Tensor,
+    kernel: usize,
+    stride: usize,
+    depthwise: bool,
+}
+
+struct Weights<'a> {
+    map: HashMap<String, Tensor>,
+    device: &'a Device,
+    eps: f64,
+}
+
+impl Weights<'_> {
+    fn take(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let t = self
+            .map
+            .remove(name)
+            .ok_or_else(|| ClassifyError::Weights(format!("`{name}` is missing")))?;
+        if t.dims() != shape {
+            return Err(ClassifyError::Weights(format!(
+                "`{name}` has shape {:?}, expected {shape:?}",
+                t.dims()
+            )));
+        }
+        let t = t
+            .to_dtype(DType::F32)
+            .and_then(|t| t.to_device(self.device));
+        t.map_err(ClassifyError::model(format!("loading `{name}`")))
+    }
+
+    /// `conv` (a `.weight` of shape [out, in, k, k]) folded with batch norm `bn`.
+    fn conv_bn(
+        &mut self,
+        conv: &str,
+        bn: &str,
+        shape: [usize; 4],
+        stride: usize,
+    ) -> Result<FoldedConv> {
+        let out = shape[0];
+        let w = self.take(&format!("{conv}.weight"), &shape)?;
+        let gamma = self.take(&format!("{bn}.weight"), &[out])?;
+        let beta = self.take(&format!("{bn}.bias"), &[out])?;
+        let mean = self.take(&format!("{bn}.running_mean"), &[out])?;
+        let var = self.take(&format!("{bn}.running_var"), &[out])?;
+        // The step counter of training; inference never reads it.
+        self.map.remove(&format!("{bn}.num_batches_tracked"));
+        let fold = || -> candle_core::Result<(Tensor, Tensor)> {
+            let scale = gamma.broadcast_div(&(var + self.eps)?.sqrt()?)?;
+            let weight = w.broadcast_mul(&scale.reshape((out, 1, 1, 1))?)?;
+            let bias = (beta - mean.mul(&scale)?)?;
+            Ok((weight.contiguous()?, bias))
+        };
+        let (weight, bias) = fold().map_err(ClassifyError::model(format!("folding `{bn}`")))?;
+        Ok(FoldedConv {
+            weight,
+            bias,
+            kernel: shape[2],
+            stride,
+            depthwise: shape[1] == 1 && out > 1,
+        })
+    }
+}
+
+impl FoldedConv {
+    fn forward(&self, x: &Tensor, cfg: &EfficientNetConfig) -> candle_core::Result<Tensor> {
+        let (n, c, h, w) = x.dims4()?;
+        let out = self.weight.dim(0)?;
+        if self.kernel == 1 && self.stride == 1 {
+            // A 1x1 convolution is a matmul over channels; no im2col copy.
+            let w2 = self.weight.reshape((out, c))?;
+            let y = w2.broadcast_matmul(&x.reshape((n, c, h * w))?)?;
+            let y = y.broadcast_add(&self.bias.reshape((1, out, 1))?)?;
+            return y.reshape((n, out, h, w));
+        }
+        let (top, bottom) = cfg.pad(h, self.kernel, self.stride);
+        let (left, right) = cfg.pad(w, self.kernel, self.stride);
+        if self.depthwise {
+            let pad = [top, bottom, left, right];
+            return depthwise::conv(x, &self.weight, &self.bias, self.stride, pad);
+        }
+        let x = x
+            .pad_with_zeros(D::Minus2, top, bottom)?
+            .pad_with_zeros(D::Minus1, left, right)?;
+        let y = x.conv2d(&self.weight, 0, self.stride, 1, 1)?;
+        y.broadcast_add(&self.bias.reshape((1, out, 1, 1))?)
+    }
+}
+
+fn relu6(x: &Tensor) -> candle_core::Result<Tensor> {
+    x.clamp(0f32, 6f32)
+}
+
+#[derive(Debug, Clone)]
+struct Block {
+    expand: Option<FoldedConv>,
+    depthwise: FoldedConv,
+    project: FoldedConv,
+    residual: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct EfficientNet {
+    pub config: EfficientNetConfig,
+    stem: FoldedConv,
+    blocks: Vec<Block>,
+    head: FoldedConv,
+    fc: candle_nn::Linear,
+}
+
+impl EfficientNet {
+    /// Builds the network from a state dict, checking every tensor's shape against
+    /// `config`; tensors left over mean the checkpoint is some other network.
+    pub fn from_tensors(
+        tensors: Vec<(String, Tensor)>,
+        config: EfficientNetConfig,
+        device: &Device,
+    ) -> Result<Self> {
+        let mut wts = Weights {
+            map: tensors.into_iter().collect(),
+            device,
+            eps: config.bn_eps,
+        };
+        let stem_c = config.stem_channels;
+        let stem = wts.conv_bn("_conv_stem", "_bn0", [stem_c, 3, 3, 3], 2)?;
+        let mut blocks = Vec::new();
+        let mut cin = stem_c;
+        for (i, (k, stride, expand, cout)) in config.blocks().into_iter().enumerate() {
+            let p = format!("_blocks.{i}");
+            let mid = cin * expand;
+            let expand_conv = if expand != 1 {
+                let name = format!("{p}._expand_conv");
+                Some(wts.conv_bn(&name, &format!("{p}._bn0"), [mid, cin, 1, 1], 1)?)
+            } else {
+                None
+            };
+            let dw_name = format!("{p}._depthwise_conv");
+            let depthwise = wts.conv_bn(&dw_name, &format!("{p}._bn1"), [mid, 1, k, k], stride)?;
+            let pj_name = format!("{p}._project_conv");
+            let project = wts.conv_bn(&pj_name, &format!("{p}._bn2"), [cout, mid, 1, 1], 1)?;
+            blocks.push(Block {
+                expand: expand_conv,
+                depthwise,
+                project,
+                residual: stride == 1 && cin == cout,
+            });
+            cin = cout;
+        }
+        let head_c = config.head_channels;
+        let head = wts.conv_bn("_conv_head", "_bn1", [head_c, cin, 1, 1], 1)?;
+        let fc_w = wts.take("_fc.weight", &[config.num_classes, head_c])?;
+        let fc_b = wts.take("_fc.bias", &[config.num_classes])?;
+        if !wts.map.is_empty() {
+            let mut left: Vec<&String> = wts.map.keys().collect();
+            left.sort();
+            return Err(ClassifyError::Weights(format!(
+                "{} tensors not used by the network (a different architecture?), e.g. {:?}",
+                left.len(),
+                &left[..left.len().min(3)]
+            )));
+        }
+        Ok(EfficientNet {
+            config,
+            stem,
+            blocks,
+            head,
+            fc: candle_nn::Linear::new(fc_w, Some(fc_b)),
+        })
+    }
+
+    /// Logits `[n, num_classes]` for preprocessed pixels `[n, 3, h, w]`.
+    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let cfg = &self.config;
+        let mut x = relu6(&self.stem.forward(x, cfg)?)?;
+        for b in &self.blocks {
+            let input = x.clone();
+            if let Some(e) = &b.expand {
+                x = relu6(&e.forward(&x, cfg)?)?;
+            }
+            x = relu6(&b.depthwise.forward(&x, cfg)?)?;
+            x = b.project.forward(&x, cfg)?;
+            if b.residual {
+                x = (x + input)?;
+            }
+        }
+        let x = relu6(&self.head.forward(&x, cfg)?)?;
+        let pooled = x.flatten_from(2)?.mean(D::Minus1)?;
+        self.fc.forward(&pooled)
+    }
+}
