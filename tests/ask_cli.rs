@@ -1,5 +1,8 @@
 //! `percept ask` end to end: real media, real weights, the three stages through core's runner.
 
+mod support;
+use support::normalise;
+
 use std::process::{Command, Output};
 
 fn percept(args: &[&str]) -> Output {
@@ -17,16 +20,6 @@ fn json(out: &Output) -> serde_json::Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("one JSON object on stdout")
-}
-
-fn normalise(s: &str) -> String {
-    s.to_lowercase()
-        .chars()
-        .filter(|c| c.is_alphanumeric() || c.is_whitespace())
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 #[test]
@@ -169,11 +162,7 @@ fn ctrl_c_stops_the_answer_and_exits_cleanly() {
     rx.recv_timeout(Duration::from_secs(180))
         .expect("the answer started streaming");
     std::thread::sleep(Duration::from_millis(500));
-    let sent = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(sent.success());
+    support::signal(child.id(), "-INT");
     let start = Instant::now();
     let status = child.wait().expect("wait");
     assert!(

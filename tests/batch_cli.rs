@@ -1,6 +1,9 @@
 //! `percept batch` end to end: a mixed folder (four audio formats, images, corrupt files, a
 //! folder named like a file, a symlink loop), resume, kill -9 and a question per file.
 
+mod support;
+use support::normalise;
+
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -90,16 +93,6 @@ fn by_path(recs: &[Value]) -> BTreeMap<String, Value> {
         );
     }
     m
-}
-
-fn normalise(s: &str) -> String {
-    s.to_lowercase()
-        .chars()
-        .filter(|c| c.is_alphanumeric() || c.is_whitespace())
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn check_mixed(recs: &[Value], expected: &BTreeMap<String, (&str, &str)>) {

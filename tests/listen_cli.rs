@@ -1,6 +1,8 @@
 //! `percept listen` end to end: speech made at test time (espeak-ng + sox) played through the
 //! live path (front end, endpointer, Whisper stage, LLM stage), real weights.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -189,11 +191,7 @@ fn ctrl_c_stops_a_live_session_cleanly() {
         }
     }
     std::thread::sleep(Duration::from_millis(500));
-    let sent = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(sent.success());
+    support::signal(child.id(), "-INT");
     let started = Instant::now();
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut err, &mut rest).unwrap();

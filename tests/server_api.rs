@@ -2,14 +2,14 @@
 //! with the small models (smollm2-135m-instruct, whisper-tiny.en), driven with reqwest.
 //! Each test starts one server and covers a group of endpoints, to keep model loads few.
 
-mod server_support;
+mod support;
 
 use base64::Engine as _;
 use reqwest::blocking::{multipart, Client};
 use serde_json::{json, Value};
-use server_support::Server;
 use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
+use support::Server;
 
 fn client() -> Client {
     Client::builder()
@@ -19,7 +19,7 @@ fn client() -> Client {
 }
 
 fn asset(path: &str) -> Vec<u8> {
-    std::fs::read(server_support::root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+    std::fs::read(support::root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -108,12 +108,12 @@ fn chat_stream_transcription_models_and_health() {
         .filter_map(|m| m["id"].as_str())
         .collect();
     assert!(
-        ids.contains(&server_support::LLM) && ids.contains(&server_support::WHISPER),
+        ids.contains(&support::LLM) && ids.contains(&support::WHISPER),
         "{models}"
     );
 
     let one: Value = c
-        .get(format!("{}/v1/models/{}", s.url, server_support::WHISPER))
+        .get(format!("{}/v1/models/{}", s.url, support::WHISPER))
         .send()
         .unwrap()
         .json()
@@ -124,7 +124,7 @@ fn chat_stream_transcription_models_and_health() {
     let (status, v) = post(&c, &s, "/v1/chat/completions", &ask("Name a colour.", 3));
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["object"], "chat.completion");
-    assert_eq!(v["model"], server_support::LLM);
+    assert_eq!(v["model"], support::LLM);
     assert_eq!(v["choices"][0]["message"]["role"], "assistant");
     assert!(v["choices"][0]["message"]["content"].is_string(), "{v}");
     let u = &v["usage"];
@@ -391,14 +391,14 @@ fn errors_auth_and_local_files() {
     other["model"] = json!("gpt-4o");
     let (st, v) = chat(other);
     let (msg, _, code) = error_of(st, &v, 404);
-    assert!(msg.contains(server_support::LLM), "{msg}");
+    assert!(msg.contains(support::LLM), "{msg}");
     assert_eq!(code, "model_not_found");
 
     let (st, v) = chat(image("https://example.invalid/cat.png".into()));
     assert_eq!(error_of(st, &v, 400).2, "remote_url_refused");
 
     // file:// inside --allow-dir works; `..` cannot climb out of it.
-    let dir = server_support::root().join("assets/images");
+    let dir = support::root().join("assets/images");
     let (st, v) = chat(image(format!("file://{}", dir.join("horse.png").display())));
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["percept"]["images"][0]["source"], "horse.png", "{v}");
@@ -546,11 +546,7 @@ fn queue_limit_cancellation_and_graceful_shutdown() {
     while metric(&s, &c, "percept_queue_depth") < 1.0 {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let ok = std::process::Command::new("kill")
-        .args(["-TERM", &s.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    support::signal(s.pid(), "-TERM");
     assert_eq!(
         inflight.join().unwrap().expect("in-flight request"),
         200,
@@ -592,11 +588,7 @@ fn shutdown_after_grace_cancels_a_running_stream() {
         let line = lines.next().expect("stream ended early").unwrap();
         deltas += usize::from(line.contains("\"content\":\"") && !line.contains("\"role\""));
     }
-    let ok = std::process::Command::new("kill")
-        .args(["-TERM", &s.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    support::signal(s.pid(), "-TERM");
     // The stream still ends properly: a finish reason of `cancelled`, then [DONE].
     let mut finish = None;
     let mut done = false;

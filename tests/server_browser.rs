@@ -6,12 +6,12 @@
 //! Leaves a screenshot at target/browser-screenshot.png. A second test types a question into a
 //! page served behind --api-key: refused with a clear message first, answered once the key is set.
 
-mod server_support;
+mod support;
 
-use server_support::{require_program, root, Server};
 use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::process::Command;
+use support::{require_program, root, Server};
 
 fn target_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))

@@ -4,11 +4,11 @@
 //! peak RSS (VmHWM) under PEAK_RSS_MIB and its resident memory within GROWTH_MIB of what it
 //! was before the load (requests must not leave memory behind).
 
-mod server_support;
+mod support;
 
-use server_support::Server;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
+use support::Server;
 
 const QUEUE: usize = 2;
 const CLIENTS: usize = 4 * QUEUE;

@@ -3,10 +3,10 @@
 //! transcription of assets/audio/jfk.wav.
 //! Needs python3 with `openai` installed; fails (does not skip) when it is missing.
 
-mod server_support;
+mod support;
 
-use server_support::{require_program, root, Server};
 use std::process::Command;
+use support::{require_program, root, Server};
 
 #[test]
 fn the_openai_python_client_chats_streams_and_transcribes() {

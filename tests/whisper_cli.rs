@@ -1,5 +1,8 @@
 //! End-to-end tests of `percept transcribe` (needs the whisper-tiny.en model in the store).
 
+mod support;
+use support::normalise;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -12,16 +15,6 @@ fn percept(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run percept")
-}
-
-fn normalise(s: &str) -> String {
-    s.to_lowercase()
-        .chars()
-        .map(|c| if c.is_alphanumeric() { c } else { ' ' })
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 const JFK: &str = "and so my fellow americans ask not what your country can do for you ask what you can do for your country";

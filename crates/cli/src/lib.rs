@@ -1,15 +1,10 @@
 //! The `percept` command line. Only this crate prints; libraries return values and errors.
 
-mod batch;
 mod cmd;
-mod not_built;
-mod pipelines;
-mod probe;
+mod progress;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-
-pub use not_built::NotBuilt;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -90,11 +85,7 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("percept: {e:#}");
-            if e.downcast_ref::<NotBuilt>().is_some() {
-                ExitCode::from(3)
-            } else {
-                ExitCode::FAILURE
-            }
+            ExitCode::FAILURE
         }
     }
 }

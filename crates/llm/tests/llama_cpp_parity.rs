@@ -27,6 +27,19 @@ fn fixture(model: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
+/// A fixture section that must hold at least one case: a missing or empty section would let
+/// the parity test pass without checking anything.
+fn cases<'a>(fx: &'a Value, section: &str, model: &str) -> &'a Vec<Value> {
+    let list = fx[section]
+        .as_array()
+        .unwrap_or_else(|| panic!("{model}: fixture section `{section}` is missing"));
+    assert!(
+        !list.is_empty(),
+        "{model}: fixture section `{section}` is empty"
+    );
+    list
+}
+
 fn engine(model: &str) -> Engine {
     let dir = percept_models::locate(model).unwrap_or_else(|e| {
         panic!("model `{model}` is missing ({e}); run `percept models fetch {model}`")
@@ -46,7 +59,7 @@ fn ids(v: &Value) -> Vec<u32> {
 fn tokenizer_parity(model: &str) {
     let fx = fixture(model);
     let e = engine(model);
-    for case in fx["tokenize"].as_array().unwrap_or(&vec![]) {
+    for case in cases(&fx, "tokenize", model) {
         let text = case["text"].as_str().unwrap_or_default();
         let want = ids(&case["special"]);
         let got = e
@@ -67,14 +80,20 @@ fn tokenizer_parity(model: &str) {
 fn model_parity(model: &str) {
     let fx = fixture(model);
     let mut e = engine(model);
-    let cases = fx["greedy"].as_object().cloned().unwrap_or_default();
-    assert!(!cases.is_empty());
-    for (name, case) in cases {
+    let greedy = fx["greedy"]
+        .as_object()
+        .cloned()
+        .unwrap_or_else(|| panic!("{model}: fixture section `greedy` is missing"));
+    assert!(
+        !greedy.is_empty(),
+        "{model}: fixture section `greedy` is empty"
+    );
+    for (name, case) in greedy {
         let prompt = ids(&case["prompt_ids"]);
         e.reset();
         let (mut logits, _) = e.prefill(&prompt).unwrap_or_else(|e| panic!("{e}"));
         let mut worst = 0f32;
-        for pair in case["first_top64"].as_array().unwrap_or(&vec![]) {
+        for pair in cases(&case, "first_top64", &format!("{model} {name}")) {
             let id = pair[0].as_u64().unwrap_or(0) as usize;
             let want = pair[1].as_f64().unwrap_or(0.0) as f32;
             worst = worst.max((logits[id] - want).abs());

@@ -107,7 +107,7 @@ async fn queue(
             return Ok(Vec::new());
         }
         workers
-            .transcribe(audio, percept_whisper::Options::default(), permit.clone())
+            .transcribe(audio, st.config.speech.clone(), permit.clone())
             .await
     };
     let vision = async {

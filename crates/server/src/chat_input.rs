@@ -83,7 +83,6 @@ struct InputAudio {
 pub struct MediaPolicy {
     /// Canonical directories `file://` URLs may point into.
     pub allow_dirs: Vec<PathBuf>,
-    pub allow_remote_images: bool,
     pub max_bytes: usize,
 }
 
@@ -262,11 +261,8 @@ fn image(
         });
     }
     if lower.starts_with("http://") || lower.starts_with("https://") {
-        let msg = if policy.allow_remote_images {
-            "remote image URLs are not supported: this server works offline and never fetches; send the image as a data: URL"
-        } else {
-            "remote image URLs are refused (the server was not started with --allow-remote-images); send the image as a data: URL"
-        };
+        // The server never fetches: a URL would let any client make it reach other hosts.
+        let msg = "remote image URLs are refused: this server never fetches; send the image as a data: URL";
         return Err(ApiError::invalid(param, msg).with_code("remote_url_refused"));
     }
     Err(ApiError::invalid(
@@ -371,7 +367,6 @@ mod tests {
         std::fs::write(dir.path().join("secret.png"), b"x").unwrap();
         let policy = MediaPolicy {
             allow_dirs: vec![inner.canonicalize().unwrap()],
-            allow_remote_images: false,
             max_bytes: 1 << 20,
         };
         let escape = format!("{}/../secret.png", inner.display());

@@ -51,7 +51,6 @@ pub struct Config {
     pub api_key: Option<String>,
     /// Directories `file://` image URLs may point into.
     pub allow_dirs: Vec<PathBuf>,
-    pub allow_remote_images: bool,
     /// Requests admitted to the stages at once (queued or running).
     pub queue: usize,
     pub max_body_bytes: usize,
@@ -62,6 +61,8 @@ pub struct Config {
     pub defaults: GenParams,
     /// System message used when a request has none.
     pub system: Option<String>,
+    /// Whisper decoding for spoken questions (the pipeline's, as `ask` uses it).
+    pub speech: percept_whisper::Options,
 }
 
 /// Everything loaded before the server answers; ids are what `/v1/models` lists.
@@ -105,7 +106,6 @@ pub fn run(
         .collect::<Result<Vec<_>, _>>()?;
     let policy = MediaPolicy {
         allow_dirs,
-        allow_remote_images: config.allow_remote_images,
         max_bytes: config.max_body_bytes,
     };
     let metrics = Arc::new(metrics::Metrics::new()?);

@@ -1,9 +1,9 @@
-//! Chat inputs plus what the media stages produced, turned into percept's `Prompt`.
-//! Transcripts and image descriptions enter only as `Untrusted` parts (fenced as data by the
-//! LLM's prompt builder), the same rule `percept ask` follows.
+//! Chat inputs plus what the media stages produced, turned into percept's `Prompt` by the
+//! pipeline's one rule (`percept_pipeline::question_prompt`): the person's words, typed or,
+//! with nothing typed, spoken, are the user turn; everything else from media is fenced data.
 
 use crate::chat_input::ChatInputs;
-use percept_core::{Prompt, Transcript, Untrusted, VisionContext};
+use percept_core::{Prompt, Transcript, VisionContext};
 
 pub fn build(
     inputs: &ChatInputs,
@@ -11,49 +11,17 @@ pub fn build(
     images: &[VisionContext],
     default_system: Option<&str>,
 ) -> Prompt {
-    let spoken: Vec<Untrusted> = transcripts
-        .iter()
-        .map(|t| Untrusted {
-            label: format!("spoken question (transcript of {})", t.source),
-            text: t.text.trim().to_string(),
-        })
-        .collect();
-    let typed = inputs.question.as_ref().map(|q| Untrusted {
-        label: "question".to_string(),
-        text: q.clone(),
-    });
-    // A typed question stays the question; speech alone becomes it.
-    let (question, mut context) = match typed {
-        Some(q) => (Some(q), spoken),
-        None => {
-            let mut it = spoken.into_iter();
-            let first = it.next();
-            (first, it.collect())
-        }
-    };
-    context.extend(images.iter().map(describe_image));
-    Prompt {
-        system: inputs
-            .system
-            .clone()
-            .or_else(|| default_system.map(str::to_string)),
-        history: inputs.history.clone(),
-        question,
-        context,
-    }
-}
-
-/// Facts and CLIP tags of one image as a data part.
-pub fn describe_image(ctx: &VisionContext) -> Untrusted {
-    let label = if ctx.source.starts_with("image ") {
-        ctx.source.clone()
-    } else {
-        format!("image {}", ctx.source)
-    };
-    Untrusted {
-        label,
-        text: ctx.describe(),
-    }
+    let system = inputs
+        .system
+        .clone()
+        .or_else(|| default_system.map(str::to_string));
+    percept_pipeline::question_prompt(
+        system,
+        inputs.history.clone(),
+        inputs.question.as_deref(),
+        transcripts,
+        images,
+    )
 }
 
 #[cfg(test)]

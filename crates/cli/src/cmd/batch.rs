@@ -1,16 +1,13 @@
 //! `percept batch DIR`: every image and audio file under DIR through the stages, one JSON
 //! line each in `--out`; a rerun resumes. Choices are documented in `crate::batch`.
 
-use super::ask::LlmArgs;
-use super::ask_media::DEFAULT_WHISPER;
-use crate::batch::journal::{Done, Journal};
-use crate::batch::models::{self, ModelChoice};
-use crate::batch::progress::Progress;
-use crate::batch::record::Kind;
-use crate::batch::stages::RunOptions;
-use crate::batch::{partition, process, record_line, walk, Tally};
+use super::common::{resolve, show_notices, DeviceArg, LlmArgs, PipelineArgs};
+use crate::progress::Progress;
 use anyhow::Context;
 use globset::{Glob, GlobSetBuilder};
+use percept_pipeline::batch::journal::{Done, Journal};
+use percept_pipeline::batch::record::Kind;
+use percept_pipeline::batch::{models, partition, process, record_line, walk, RunOptions, Tally};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -26,9 +23,6 @@ pub struct Args {
     /// The JSONL report; appended to, and read back to skip files already recorded.
     #[arg(long, default_value = "results.jsonl")]
     pub out: PathBuf,
-    /// Named pipeline (`default`, `quality`) or a pipeline .toml: picks the models.
-    #[arg(long)]
-    pub pipeline: Option<String>,
     /// Leave out paths (relative to DIR) matching this glob, e.g. '*.txt' or 'drafts/**'.
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
@@ -38,57 +32,15 @@ pub struct Args {
     /// Process again files whose earlier record has status error.
     #[arg(long)]
     pub retry_errors: bool,
-    /// Whisper model id or directory.
-    #[arg(long, default_value = DEFAULT_WHISPER)]
-    pub whisper: String,
-    /// CLIP model folder; default: the store's clip-vit-base-patch32 when present.
-    #[arg(long, value_name = "DIR")]
-    pub clip_dir: Option<PathBuf>,
-    /// Tags per image.
-    #[arg(long, default_value_t = 5)]
-    pub tags: usize,
     /// Bound of every queue between stages (default: the pipeline's channel_capacity).
     #[arg(long)]
     pub queue: Option<usize>,
     #[command(flatten)]
+    pub pipeline: PipelineArgs,
+    #[command(flatten)]
+    pub device: DeviceArg,
+    #[command(flatten)]
     pub llm: LlmArgs,
-}
-
-/// Models named by the flags, with `--pipeline` filling in those left at their defaults.
-/// Like `ask`: the named pipeline (default: `default`) supplies models, sampling, Whisper
-/// decoding, queue capacity and threads; returns the choice and the queue capacity.
-pub(crate) fn model_choice(
-    pipeline: Option<&str>,
-    whisper: String,
-    clip_dir: Option<PathBuf>,
-    tags: usize,
-    mut llm: LlmArgs,
-) -> anyhow::Result<(ModelChoice, usize)> {
-    let name = pipeline.unwrap_or("default");
-    let def = crate::pipelines::load(name)?;
-    if pipeline.is_some() {
-        eprintln!("pipeline {name}: {}", def.description);
-    }
-    llm.apply_pipeline(&def);
-    def.runtime.apply_threads();
-    let whisper_options = percept_whisper::Options {
-        beam_size: def.speech.beam.unwrap_or(1).max(1),
-        language: def.speech.language.clone(),
-        trim_short_window: def.speech.short_window.unwrap_or(false),
-        ..percept_whisper::Options::default()
-    };
-    let choice = ModelChoice {
-        whisper: if whisper == DEFAULT_WHISPER {
-            def.whisper.clone()
-        } else {
-            whisper
-        },
-        clip_dir: clip_dir.or_else(|| percept_models::locate(&def.clip).ok()),
-        tags,
-        llm,
-        whisper_options,
-    };
-    Ok((choice, def.runtime.channel_capacity))
 }
 
 pub(crate) fn globs(patterns: &[String]) -> anyhow::Result<globset::GlobSet> {
@@ -101,12 +53,10 @@ pub(crate) fn globs(patterns: &[String]) -> anyhow::Result<globset::GlobSet> {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
-    let (choice, capacity) = model_choice(
-        args.pipeline.as_deref(),
-        args.whisper,
-        args.clip_dir,
-        args.tags,
-        args.llm,
+    let def = resolve(
+        &args.pipeline,
+        args.device.device.as_deref(),
+        Some(&args.llm),
     )?;
     anyhow::ensure!(
         args.dir.exists(),
@@ -159,12 +109,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // Models load before the bar appears, so their messages do not tear it.
     let will_run = !work.is_empty() && (direct.is_empty() || args.keep_going);
     let models = if will_run {
-        Some(models::load(
-            &choice,
+        let (models, notices) = models::load(
+            &def,
             work.iter().any(|e| e.kind == Kind::Audio),
             work.iter().any(|e| e.kind == Kind::Image),
             args.question.is_some(),
-        )?)
+        )?;
+        show_notices(&notices);
+        Some(models)
     } else {
         None
     };
@@ -184,7 +136,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let opts = RunOptions {
             question: args.question.clone(),
             sequential: false,
-            capacity: args.queue.unwrap_or(capacity),
+            capacity: args.queue.unwrap_or(def.runtime.channel_capacity),
         };
         let mut write = |line: &str| journal.append(line);
         process(

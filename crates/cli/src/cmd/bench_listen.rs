@@ -2,10 +2,10 @@
 //! utterance, the time from the end of speech (the endpointer's end point, in stream time) to
 //! the first answer token, split into endpointing, transcription and prefill.
 
-use super::ask::LlmArgs;
-use super::ask_media::DEFAULT_WHISPER;
-use super::listen::{session, Event, Live, Source, VadArgs};
+use super::common::{resolve, LlmArgs, PipelineArgs};
+use super::listen::{notice_on_stderr, stop_on_ctrl_c, VadArgs};
 use percept_listen::Pace;
+use percept_pipeline::listen::{session, Event, Live, Source};
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -13,9 +13,8 @@ pub struct Args {
     /// Speech with pauses between utterances (any audio format).
     #[arg(long, value_name = "FILE")]
     input: PathBuf,
-    /// Whisper model id or directory.
-    #[arg(long, default_value = DEFAULT_WHISPER)]
-    whisper: String,
+    #[command(flatten)]
+    pipeline: PipelineArgs,
     /// Utterances waiting for the models.
     #[arg(long, default_value_t = 2)]
     queue: usize,
@@ -29,14 +28,17 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let def = resolve(&args.pipeline, None, Some(&args.llm))?;
+    let (whisper, model) = (def.whisper.clone(), def.llm.clone());
     let live = Live {
         source: Source::File(args.input.clone(), Pace::RealTime),
         vad: args.vad.config(),
         queue: args.queue,
-        whisper: args.whisper.clone(),
-        llm: args.llm.clone(),
+        def,
         image: None,
         max_turns: None,
+        stop: stop_on_ctrl_c()?,
+        notice: notice_on_stderr(),
     };
     let mut quiet = |_: Event| Ok(());
     let turns = session(&live, &mut quiet)?;
@@ -51,8 +53,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.json {
         let v = serde_json::json!({
             "input": args.input.display().to_string(),
-            "whisper": args.whisper,
-            "model": args.llm.model,
+            "whisper": whisper,
+            "model": model,
             "threads": threads,
             "turns": turns,
             "latency_ms_median": median,
@@ -65,8 +67,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "bench listen: {} ({} turns) whisper {} + {} on {threads} threads",
         args.input.display(),
         turns.len(),
-        args.whisper,
-        args.llm.model
+        whisper,
+        model
     );
     println!(
         "utt  end_s   latency_ms  endpoint_ms  transcribe_ms  wait_ms  first_token_ms  transcript"

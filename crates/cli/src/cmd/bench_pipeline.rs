@@ -2,15 +2,12 @@
 //! strictly sequential (one file through every stage at a time) in one process, with the
 //! models loaded once; prints the speed-up, each stage's busy time and the CPU use.
 
-use super::ask::LlmArgs;
-use super::ask_media::DEFAULT_WHISPER;
-use super::batch::model_choice;
-use crate::batch::models::{self, Models};
-use crate::batch::progress::Progress;
-use crate::batch::record::Kind;
-use crate::batch::stages::RunOptions;
-use crate::batch::walk::Entry;
-use crate::batch::{partition, process, walk, Tally};
+use super::common::{resolve, show_notices, DeviceArg, LlmArgs, PipelineArgs};
+use crate::progress::Progress;
+use percept_pipeline::batch::models::{self, Models};
+use percept_pipeline::batch::record::Kind;
+use percept_pipeline::batch::walk::Entry;
+use percept_pipeline::batch::{partition, process, walk, RunOptions, Tally};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -33,16 +30,13 @@ pub struct Args {
         default_value = "What is this file about? Answer in one sentence."
     )]
     pub question: String,
-    /// Named pipeline or a pipeline .toml: picks the models.
-    #[arg(long)]
-    pub pipeline: Option<String>,
-    #[arg(long, default_value = DEFAULT_WHISPER)]
-    pub whisper: String,
-    #[arg(long, value_name = "DIR")]
-    pub clip_dir: Option<PathBuf>,
     /// Bound of every queue between stages (default: the pipeline's channel_capacity).
     #[arg(long)]
     pub queue: Option<usize>,
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+    #[command(flatten)]
+    pub device: DeviceArg,
     #[command(flatten)]
     pub llm: LlmArgs,
 }
@@ -131,13 +125,12 @@ fn run_mode(
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let (choice, capacity) = model_choice(
-        args.pipeline.as_deref(),
-        args.whisper,
-        args.clip_dir,
-        5,
-        args.llm,
+    let def = resolve(
+        &args.pipeline,
+        args.device.device.as_deref(),
+        Some(&args.llm),
     )?;
+    let capacity = def.runtime.channel_capacity;
     let walked = walk::walk(&args.dir, &globset::GlobSet::empty(), None)?;
     let (work, other) = partition(walked.entries);
     anyhow::ensure!(
@@ -147,12 +140,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     let question = Some(args.question).filter(|q| !q.is_empty());
     let has = |k| work.iter().any(|e: &Entry| e.kind == k);
-    let models = models::load(
-        &choice,
-        has(Kind::Audio),
-        has(Kind::Image),
-        question.is_some(),
-    )?;
+    let (models, notices) =
+        models::load(&def, has(Kind::Audio), has(Kind::Image), question.is_some())?;
+    show_notices(&notices);
     // One file of each kind first, so neither timed run pays for first-call allocations.
     let warm: Vec<Entry> = [Kind::Audio, Kind::Image]
         .iter()

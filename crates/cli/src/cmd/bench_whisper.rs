@@ -27,7 +27,7 @@ fn peak_rss_mb() -> f64 {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let t0 = Instant::now();
-    let whisper = super::transcribe::load_model(&args.model)?;
+    let whisper = super::transcribe::load_model(&args.model, None)?;
     let load_s = t0.elapsed().as_secs_f64();
     let opts = Options {
         beam_size: args.beam,

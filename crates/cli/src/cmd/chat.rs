@@ -5,22 +5,38 @@
 //! history, `/exit` or Ctrl-D leaves, Ctrl-C stops the answer being written (or leaves when
 //! no answer is running).
 
-use super::ask::LlmArgs;
-use percept_core::{AnswerEvent, FinishReason, Prompt, Turn, TurnRole, Untrusted};
+use super::common::{resolve, show_notices, DeviceArg, LlmArgs, PipelineArgs};
+use percept_core::{AnswerEvent, FinishReason, Turn, TurnRole};
 use percept_llm::answer;
+use percept_pipeline::{load_llm, question_prompt};
 use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Named pipeline (`default`, `quality`) or a pipeline .toml: the model, system prompt and
+    /// sampling, as `ask` and `serve` use them; explicit flags win.
+    #[arg(long)]
+    pub pipeline: Option<String>,
+    #[command(flatten)]
+    pub device: DeviceArg,
     #[command(flatten)]
     pub llm: LlmArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let mut engine = args.llm.load()?;
-    let params = args.llm.gen_params();
+    let pipeline = PipelineArgs {
+        pipeline: args.pipeline.clone(),
+        ..PipelineArgs::default()
+    };
+    let def = resolve(&pipeline, args.device.device.as_deref(), Some(&args.llm))?;
+    let llm = load_llm(&def)?;
+    let mut engine = llm.engine;
+    if let Some(w) = &engine.template.warning {
+        show_notices(&[format!("warning: {w}")]);
+    }
+    let params = args.llm.gen_params(&def);
     let cancel = Arc::new(AtomicBool::new(false));
     let busy = Arc::new(AtomicBool::new(false));
     {
@@ -60,15 +76,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
             _ => {}
         }
-        let prompt = Prompt {
-            system: args.llm.system.clone(),
-            history: history.clone(),
-            question: Some(Untrusted {
-                label: "user".into(),
-                text: line.to_string(),
-            }),
-            context: Vec::new(),
-        };
+        let prompt = question_prompt(def.system.clone(), history.clone(), Some(line), &[], &[]);
         cancel.store(false, Ordering::SeqCst);
         busy.store(true, Ordering::SeqCst);
         let mut out = std::io::stdout().lock();

@@ -1,5 +1,6 @@
 //! A tour over the bundled sample media. Each step runs a real `percept` subcommand, so the
-//! demo shows exactly what a user would type; a step whose stage is not built says so.
+//! demo shows exactly what a user would type. Every step runs even after a failure, and the
+//! demo exits non-zero when any step failed.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,9 +23,11 @@ struct Step {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let assets = args.assets.unwrap_or_else(default_assets);
     let exe = std::env::current_exe()?;
+    let mut outcomes = Vec::new();
     if !args.no_fetch {
-        section("Fetching the default models (skipped when present)");
-        run_step(&exe, &["models".into(), "fetch".into()]);
+        let title = "Fetching the default models (skipped when present)";
+        section(title);
+        outcomes.push((title, run_step(&exe, &["models".into(), "fetch".into()])));
     }
     let audio = assets.join("audio/jfk.wav");
     let image = assets.join("images/chelsea.png");
@@ -70,15 +73,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ],
         },
     ];
-    let mut outcomes = Vec::new();
     for step in &steps {
         section(step.title);
         outcomes.push((step.title, run_step(&exe, &step.args)));
     }
     section("Summary");
-    for (title, outcome) in outcomes {
-        println!("  {title}: {outcome}");
+    for (title, outcome) in &outcomes {
+        println!(
+            "  {title}: {}",
+            outcome.as_ref().map_or_else(|e| e.as_str(), |()| "ok")
+        );
     }
+    let failed = outcomes.iter().filter(|(_, o)| o.is_err()).count();
+    anyhow::ensure!(
+        failed == 0,
+        "{failed} of {} demo steps failed",
+        outcomes.len()
+    );
     Ok(())
 }
 
@@ -86,14 +97,13 @@ fn section(title: &str) {
     println!("\n=== {title} ===");
 }
 
-/// Runs one subcommand with inherited output; never fails the demo.
-fn run_step(exe: &Path, args: &[String]) -> &'static str {
+/// Runs one subcommand with inherited output.
+fn run_step(exe: &Path, args: &[String]) -> Result<(), String> {
     println!("$ percept {}", args.join(" "));
     match Command::new(exe).args(args).status() {
-        Ok(s) if s.success() => "ok",
-        Ok(s) if s.code() == Some(3) => "not built yet",
-        Ok(_) => "failed (see above)",
-        Err(_) => "could not start",
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => Err(format!("failed with {s} (see above)")),
+        Err(e) => Err(format!("could not start: {e}")),
     }
 }
 

@@ -1,6 +1,7 @@
 //! `percept embed`: unit-length CLIP image embeddings as JSON lines.
 
-use super::tag::{decode_each, load_clip, missing_weights_line};
+use super::common::{require_clip, vision_def, DeviceArg};
+use super::tag::decode_each;
 use anyhow::Context;
 use percept_media::image::ImageOptions;
 use std::io::Write;
@@ -17,11 +18,15 @@ pub struct Args {
     /// CLIP model folder (config.json + model.safetensors); default: the store's clip-vit-base-patch32.
     #[arg(long, value_name = "DIR")]
     clip_dir: Option<PathBuf>,
+    #[command(flatten)]
+    device: DeviceArg,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let clip = load_clip(args.clip_dir.as_deref())?
-        .ok_or_else(|| anyhow::anyhow!(missing_weights_line()))?;
+    let clip = require_clip(&vision_def(
+        args.clip_dir.as_deref(),
+        args.device.device.as_deref(),
+    )?)?;
     let mut out: Box<dyn Write> = match &args.out {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,

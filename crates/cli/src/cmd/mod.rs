@@ -1,7 +1,6 @@
 //! One module per subcommand; each owns its `Args` and `run`.
 
 pub mod ask;
-pub mod ask_media;
 pub mod batch;
 pub mod bench;
 pub mod bench_clip;
@@ -11,6 +10,7 @@ pub mod bench_pipeline;
 mod bench_util;
 pub mod bench_whisper;
 pub mod chat;
+pub mod common;
 pub mod demo;
 pub mod devices;
 pub mod embed;

@@ -1,6 +1,7 @@
 //! `percept search`: rank the images of a folder by similarity to a text or an image.
 
-use super::tag::{cache_dir, load_clip, missing_weights_line};
+use super::common::{require_clip, vision_def, DeviceArg};
+use percept_clip::cache::default_cache_dir;
 use percept_clip::index::SearchIndex;
 use percept_media::image::{decode_image_file, ImageOptions};
 use std::path::PathBuf;
@@ -27,15 +28,22 @@ pub struct Args {
     /// Where the embedding index lives; default: $PERCEPT_CACHE_DIR or ~/.cache/percept.
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
+    #[command(flatten)]
+    device: DeviceArg,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     anyhow::ensure!(args.dir.is_dir(), "{}: not a folder", args.dir.display());
-    let clip = load_clip(args.clip_dir.as_deref())?
-        .ok_or_else(|| anyhow::anyhow!(missing_weights_line()))?;
+    let clip = require_clip(&vision_def(
+        args.clip_dir.as_deref(),
+        args.device.device.as_deref(),
+    )?)?;
     let opts = ImageOptions::default();
-    let index_path =
-        SearchIndex::path_for(&cache_dir(args.cache_dir.as_deref()), &args.dir, &clip)?;
+    let index_path = SearchIndex::path_for(
+        &args.cache_dir.clone().unwrap_or_else(default_cache_dir),
+        &args.dir,
+        &clip,
+    )?;
     let mut index = SearchIndex::load(&index_path, &clip);
     let report = index.update(&args.dir, &clip, &opts)?;
     for f in &report.failed {

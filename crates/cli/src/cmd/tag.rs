@@ -1,11 +1,12 @@
 //! `percept tag`: zero-shot CLIP tags plus model-free image facts.
 
+use super::common::{vision_def, DeviceArg};
 use anyhow::Context;
-use percept_clip::cache::default_cache_dir;
 use percept_clip::labels::{parse_vocabulary, CacheStatus, BUNDLED_LABELS};
-use percept_clip::{Clip, ClipError, LabelSet, VisionStage, MODEL_ID, TEMPLATES};
+use percept_clip::TEMPLATES;
 use percept_core::{DecodedImage, VisionContext};
 use percept_media::image::{decode_image_file, ImageOptions};
+use percept_pipeline::{facts_only, load_vision, missing_clip_line, LabelChoice};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, clap::Args)]
@@ -31,34 +32,8 @@ pub struct Args {
     /// Where label embeddings are cached; default: $PERCEPT_CACHE_DIR or ~/.cache/percept.
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
-}
-
-/// Loads CLIP from `--clip-dir` or the model store. `Ok(None)` means "no weights here"
-/// (the caller prints one line on how to get them); other failures are errors.
-pub(crate) fn load_clip(clip_dir: Option<&Path>) -> anyhow::Result<Option<Clip>> {
-    let dir = match clip_dir {
-        Some(d) => d.to_path_buf(),
-        None => match percept_models::locate(MODEL_ID) {
-            Ok(d) => d,
-            Err(_) => return Ok(None),
-        },
-    };
-    match Clip::load(&dir, &percept_clip::default_device()) {
-        Ok(c) => Ok(Some(c)),
-        Err(ClipError::MissingWeights { .. }) => Ok(None),
-        Err(e) => Err(e).context("loading CLIP"),
-    }
-}
-
-pub(crate) fn missing_weights_line() -> String {
-    ClipError::MissingWeights {
-        dir: "no --clip-dir, not in the model store".to_string(),
-    }
-    .to_string()
-}
-
-pub(crate) fn cache_dir(arg: Option<&Path>) -> PathBuf {
-    arg.map(Path::to_path_buf).unwrap_or_else(default_cache_dir)
+    #[command(flatten)]
+    device: DeviceArg,
 }
 
 fn load_labels(path: Option<&Path>) -> anyhow::Result<Vec<String>> {
@@ -75,26 +50,28 @@ fn load_labels(path: Option<&Path>) -> anyhow::Result<Vec<String>> {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let labels = load_labels(args.labels.as_deref())?;
-    let stage = match load_clip(args.clip_dir.as_deref())? {
-        Some(clip) => {
-            let cache = cache_dir(args.cache_dir.as_deref());
-            let (set, status) = LabelSet::load_or_build(&clip, &labels, &TEMPLATES, &cache)?;
-            match status {
-                CacheStatus::Hit => {
-                    eprintln!("label embeddings: cache hit ({} labels)", set.labels.len())
-                }
+    let n = labels.len();
+    let mut def = vision_def(args.clip_dir.as_deref(), args.device.device.as_deref())?;
+    def.vision.tags = Some(args.top);
+    let choice = LabelChoice {
+        labels: Some(labels),
+        cache_dir: args.cache_dir.clone(),
+    };
+    let stage = match load_vision(&def, &choice)? {
+        Some(v) => {
+            match v.labels_cache {
+                CacheStatus::Hit => eprintln!("label embeddings: cache hit ({n} labels)"),
                 CacheStatus::Built => eprintln!(
-                    "label embeddings: computed {} labels x {} prompts (cached for next run)",
-                    set.labels.len(),
+                    "label embeddings: computed {n} labels x {} prompts (cached for next run)",
                     TEMPLATES.len()
                 ),
             }
-            Some(VisionStage::new(clip, set, args.top).without_embedding())
+            Some(v.stage.without_embedding())
         }
         None => {
             eprintln!(
                 "percept: {} (showing image facts only)",
-                missing_weights_line()
+                missing_clip_line()
             );
             None
         }
@@ -140,15 +117,6 @@ pub(crate) fn decode_each<'a>(
                 None
             }
         })
-}
-
-pub(crate) fn facts_only(image: &DecodedImage) -> VisionContext {
-    VisionContext {
-        source: image.source.clone(),
-        tags: Vec::new(),
-        facts: image.facts.clone(),
-        embedding: None,
-    }
 }
 
 fn print_text(ctx: &VisionContext) {

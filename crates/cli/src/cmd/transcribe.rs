@@ -47,17 +47,25 @@ pub struct Args {
     /// window, like whisper.cpp's --audio-ctx: several times faster on short clips.
     #[arg(long)]
     pub short_window: bool,
+    #[command(flatten)]
+    pub device: super::common::DeviceArg,
 }
 
-pub fn load_model(spec: &str) -> anyhow::Result<Whisper> {
-    let dir = percept_models::locate(spec)
-        .with_context(|| format!("model {spec:?} not found (try `percept models fetch {spec}`)"))?;
-    let device = percept_whisper::Device::Cpu;
-    Whisper::load(&dir, &device).with_context(|| format!("loading model {}", dir.display()))
+/// Whisper through the pipeline loader: `spec` on `device` (default: the default pipeline's).
+pub fn load_model(spec: &str, device: Option<&str>) -> anyhow::Result<Whisper> {
+    let mut def = percept_pipeline::load_def("default")?;
+    def.apply(&percept_pipeline::Overrides {
+        whisper: Some(spec.to_string()),
+        device: device.map(str::to_string),
+        ..Default::default()
+    });
+    let speech = percept_pipeline::load_speech(&def)
+        .with_context(|| format!("model {spec:?} (try `percept models fetch {spec}`)"))?;
+    Ok(speech.whisper)
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let whisper = load_model(&args.model)?;
+    let whisper = load_model(&args.model, args.device.device.as_deref())?;
     let opts = Options {
         language: args.language.clone(),
         task: match args.task {

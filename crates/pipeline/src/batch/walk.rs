@@ -4,6 +4,7 @@
 
 use super::record::Kind;
 use super::sniff::sniff_file;
+use crate::error::{PipelineError, Result};
 use globset::GlobSet;
 use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
@@ -31,12 +32,13 @@ pub struct Walked {
 }
 
 /// Walks `root` in file-name order. `skip` is a file (the results file itself) never listed.
-pub fn walk(root: &Path, exclude: &GlobSet, skip: Option<&Path>) -> anyhow::Result<Walked> {
-    anyhow::ensure!(
-        root.exists(),
-        "{}: no such file or directory",
-        root.display()
-    );
+pub fn walk(root: &Path, exclude: &GlobSet, skip: Option<&Path>) -> Result<Walked> {
+    if !root.exists() {
+        return Err(PipelineError::invalid(format!(
+            "{}: no such file or directory",
+            root.display()
+        )));
+    }
     // `./media` and `media` name the same files; record them the same way so resume matches.
     let clean: PathBuf = root
         .components()
@@ -69,7 +71,7 @@ pub fn walk(root: &Path, exclude: &GlobSet, skip: Option<&Path>) -> anyhow::Resu
                         anc.display()
                     )),
                     (None, Some(p)) if e.depth() == 0 => {
-                        anyhow::bail!("{}: {e}", p.display())
+                        return Err(PipelineError::invalid(format!("{}: {e}", p.display())))
                     }
                     // A broken link or an unreadable entry is a file we could not process.
                     (None, Some(p)) => out.entries.push(failed(p, format!("cannot read: {e}"))),

@@ -1,8 +1,8 @@
 //! Progress on stderr: an indicatif bar on a terminal, one plain line per file otherwise
 //! (logs and CI keep a readable record).
 
-use super::stages::StageCounts;
 use indicatif::{ProgressBar, ProgressStyle};
+use percept_pipeline::batch::{Observer, StageCounts};
 use std::cell::Cell;
 use std::io::IsTerminal;
 use std::time::Instant;
@@ -75,5 +75,15 @@ impl Progress {
         if let Progress::Bar(bar) = self {
             bar.finish_and_clear();
         }
+    }
+}
+
+impl Observer for Progress {
+    fn file(&self, name: &str, what: &str, counts: &StageCounts) {
+        Progress::file(self, name, what, counts)
+    }
+
+    fn tick(&self, counts: &StageCounts) {
+        Progress::tick(self, counts)
     }
 }

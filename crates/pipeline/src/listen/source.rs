@@ -1,8 +1,11 @@
-//! The parts of `percept listen` around the session loop: the microphone source, notices
-//! and the image kept in context.
+//! The parts of the listen session around its loop: the microphone source, notices and the
+//! image kept in context.
 
-use super::super::tag::{cache_dir, facts_only, load_clip};
-use super::SourceThread;
+use super::{NoticeFn, SourceThread};
+use crate::def::PipelineDef;
+use crate::error::Result;
+use crate::load::{facts_only, load_vision, missing_clip_line, LabelChoice};
+use crate::prompt::describe_image;
 use percept_core::{Untrusted, VisionContext};
 use percept_listen::Notice;
 use std::sync::atomic::AtomicBool;
@@ -14,13 +17,14 @@ pub(super) fn mic_source(
     tx: percept_listen::CaptureTx,
     notices: crossbeam_channel::Sender<Notice>,
     stop: Arc<AtomicBool>,
-) -> anyhow::Result<(SourceThread, u32)> {
+    notice: &NoticeFn,
+) -> Result<(SourceThread, u32)> {
     let mic = percept_listen::mic::open_mic(name, tx, notices)?;
     let rate = mic.rate;
-    eprintln!(
-        "percept: listening on `{}` ({} Hz, {} channel(s)); Ctrl-C stops",
+    notice(&format!(
+        "listening on `{}` ({} Hz, {} channel(s)); Ctrl-C stops",
         mic.name, mic.rate, mic.channels
-    );
+    ));
     // The stream lives until Ctrl-C or the end of the session; dropping it ends capture.
     let t = std::thread::spawn(move || {
         while !stop.load(std::sync::atomic::Ordering::SeqCst) {
@@ -38,11 +42,12 @@ pub(super) fn mic_source(
     _tx: percept_listen::CaptureTx,
     _notices: crossbeam_channel::Sender<Notice>,
     _stop: Arc<AtomicBool>,
-) -> anyhow::Result<(SourceThread, u32)> {
+    _notice: &NoticeFn,
+) -> Result<(SourceThread, u32)> {
     Err(percept_listen::ListenError::NoMic.into())
 }
 
-pub(super) fn describe_notice(n: &Notice) -> String {
+pub fn describe_notice(n: &Notice) -> String {
     match n {
         Notice::Dropped {
             index,
@@ -68,36 +73,22 @@ pub(super) fn describe_notice(n: &Notice) -> String {
 }
 
 /// The image that stays in context: CLIP tags when the model is there, file facts always.
-pub(super) fn describe_image_file(
+/// Returns its data part and the notices for the person.
+pub fn describe_image_file(
+    def: &PipelineDef,
     path: &std::path::Path,
-    clip_dir: Option<&std::path::Path>,
-) -> anyhow::Result<Untrusted> {
-    use percept_clip::labels::{parse_vocabulary, BUNDLED_LABELS};
+) -> Result<(Untrusted, Vec<String>)> {
     let img = percept_media::image::decode_image_file(path, &Default::default())?;
-    let ctx: VisionContext = match load_clip(clip_dir)? {
-        Some(clip) => {
-            let labels = parse_vocabulary(BUNDLED_LABELS);
-            let (set, _) = percept_clip::LabelSet::load_or_build(
-                &clip,
-                &labels,
-                &percept_clip::TEMPLATES,
-                &cache_dir(None),
-            )?;
-            percept_clip::VisionStage::new(clip, set, 5)
-                .without_embedding()
-                .describe(&img)?
-        }
+    let mut notices = Vec::new();
+    let ctx: VisionContext = match load_vision(def, &LabelChoice::default())? {
+        Some(v) => v.stage.without_embedding().describe(&img)?,
         None => {
-            eprintln!("percept: no CLIP model; the image is described by its file facts only");
+            notices.push(format!(
+                "{} (the image is described by its file facts only)",
+                missing_clip_line()
+            ));
             facts_only(&img)
         }
     };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| path.display().to_string());
-    Ok(Untrusted {
-        label: format!("image {name}"),
-        text: ctx.describe(),
-    })
+    Ok((describe_image(&ctx), notices))
 }

@@ -6,7 +6,7 @@
 //! files are done; the rerun appends only the rest, so no record is ever torn or duplicated.
 
 use super::record::{Status, StoredKey};
-use anyhow::Context;
+use crate::error::{PipelineError, Result};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -113,25 +113,26 @@ pub struct Opened {
 }
 
 impl Journal {
-    pub fn open(path: &Path) -> anyhow::Result<Opened> {
+    pub fn open(path: &Path) -> Result<Opened> {
         let name = path.display();
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
             .open(path)
-            .with_context(|| format!("opening {name}"))?;
-        file.try_lock()
-            .map_err(|e| anyhow::anyhow!("{name}: locked by another writer ({e})"))?;
+            .map_err(|e| PipelineError::io("opening", path, e))?;
+        file.try_lock().map_err(|e| {
+            PipelineError::invalid(format!("{name}: locked by another writer ({e})"))
+        })?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)
-            .with_context(|| format!("reading {name}"))?;
+            .map_err(|e| PipelineError::io("reading", path, e))?;
         let scan = scan(&bytes);
         if scan.cut_bytes > 0 {
             // Appends go to the new end: O_APPEND positions every write at the current length.
             file.set_len(scan.valid_len)
                 .and_then(|()| file.sync_all())
-                .with_context(|| format!("cutting the torn end of {name}"))?;
+                .map_err(|e| PipelineError::io("cutting the torn end of", path, e))?;
         }
         Ok(Opened {
             journal: Journal {
@@ -143,13 +144,13 @@ impl Journal {
     }
 
     /// Appends one whole line (ending in '\n') and makes it durable before returning.
-    pub fn append(&mut self, line: &str) -> anyhow::Result<()> {
+    pub fn append(&mut self, line: &str) -> Result<()> {
         debug_assert!(line.ends_with('\n'));
         self.file
             .write_all(line.as_bytes())
             .and_then(|()| self.file.flush())
             .and_then(|()| self.file.sync_data())
-            .with_context(|| format!("writing {}", self.path.display()))
+            .map_err(|e| PipelineError::io("writing", &self.path, e))
     }
 }
 

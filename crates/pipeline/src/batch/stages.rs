@@ -97,9 +97,9 @@ pub fn run(
     opts: &RunOptions,
     stop: &AtomicBool,
     counts: &Arc<StageCounts>,
-    on_done: &mut dyn FnMut(usize, Result<Work, (ItemError, Timings)>) -> anyhow::Result<()>,
+    on_done: &mut dyn FnMut(usize, Result<Work, (ItemError, Timings)>) -> crate::Result<()>,
     tick: &mut dyn FnMut(),
-) -> anyhow::Result<PipelineReport> {
+) -> crate::Result<PipelineReport> {
     let mut pipeline = Pipeline::new(opts.capacity);
     let (audio_in, audio_rx) = pipeline.input::<Job>();
     let (image_in, image_rx) = pipeline.input::<Job>();
@@ -165,10 +165,10 @@ fn feed(input: &mut Input<Job>, id: usize, e: &Entry) -> bool {
 fn write_all(
     done: Receiver<Envelope<Work>>,
     counts: &StageCounts,
-    on_done: &mut dyn FnMut(usize, Result<Work, (ItemError, Timings)>) -> anyhow::Result<()>,
+    on_done: &mut dyn FnMut(usize, Result<Work, (ItemError, Timings)>) -> crate::Result<()>,
     tick: &mut dyn FnMut(),
     ack: &crossbeam_channel::Sender<()>,
-) -> anyhow::Result<()> {
+) -> crate::Result<()> {
     loop {
         match done.recv_timeout(Duration::from_millis(200)) {
             Ok(env) => {

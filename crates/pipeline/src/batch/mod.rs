@@ -1,4 +1,4 @@
-//! `percept batch`: a folder of media through the speech, vision and LLM stages into a
+//! The batch engine behind `percept batch`: a folder of media through the speech, vision and LLM stages into a
 //! crash-safe JSONL report (see `journal`), resumable by path + size + mtime.
 //!
 //! Choices:
@@ -12,17 +12,25 @@
 
 pub mod journal;
 pub mod models;
-pub mod progress;
 pub mod record;
 pub mod sniff;
 pub mod stages;
 pub mod walk;
 
 use record::{Kind, Record, Results, Status, Timings};
-use stages::{RunOptions, StageCounts, Work};
+use stages::Work;
+pub use stages::{RunOptions, StageCounts};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use walk::Entry;
+
+/// What a batch reports as it goes; the CLI draws its progress bar from it.
+pub trait Observer {
+    /// A file finished: `what` is "ok" or "error: ...".
+    fn file(&self, name: &str, what: &str, counts: &StageCounts);
+    /// Called while waiting, so a display can refresh the per-stage counts.
+    fn tick(&self, counts: &StageCounts);
+}
 
 /// Counts for the closing summary.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -76,10 +84,10 @@ pub fn process(
     opts: &RunOptions,
     stop: &Arc<AtomicBool>,
     stop_on_error: bool,
-    progress: &progress::Progress,
+    progress: &dyn Observer,
     tally: &mut Tally,
-    write: &mut dyn FnMut(&str) -> anyhow::Result<()>,
-) -> anyhow::Result<percept_core::PipelineReport> {
+    write: &mut dyn FnMut(&str) -> crate::Result<()>,
+) -> crate::Result<percept_core::PipelineReport> {
     let counts = Arc::new(StageCounts::default());
     let c2 = counts.clone();
     let mut on_done = |id: usize, result: Result<Work, (percept_core::ItemError, Timings)>| {

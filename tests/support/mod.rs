@@ -1,6 +1,6 @@
-//! A real `percept serve` child for the server's client-side tests (browser, OpenAI client, load).
-//!
-//! It listens on a free loopback port, loads the small default models, and is killed on drop.
+//! What the end-to-end tests share: text normalising, signals to a child, required programs,
+//! and a real `percept serve` child that listens on a free loopback port, loads the models
+//! and is killed on drop.
 #![allow(dead_code)] // each test file uses a different part
 
 use std::io::{BufRead, BufReader, Write};
@@ -38,10 +38,16 @@ impl Server {
     /// `percept: listening on http://…` line.
     pub fn start(extra: &[&str]) -> Server {
         require_models();
+        let mut args = vec!["--model", LLM, "--whisper", WHISPER];
+        args.extend_from_slice(extra);
+        Server::spawn(&args)
+    }
+
+    /// Starts `percept serve` with only `args` (e.g. `--pipeline quality`).
+    pub fn spawn(args: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_percept"))
             .args(["serve", "--addr", "127.0.0.1:0"])
-            .args(["--model", LLM, "--whisper", WHISPER])
-            .args(extra)
+            .args(args)
             .current_dir(root())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -160,4 +166,37 @@ pub fn require_program(program: &str, probe: &[&str], install: &str) {
         .map(|s| s.success())
         .unwrap_or(false);
     assert!(ok, "`{program}` is required for this test: {install}");
+}
+
+/// Lower case, punctuation removed, single spaces: for comparing transcripts and answers.
+pub fn normalise(s: &str) -> String {
+    s.to_lowercase()
+        .chars()
+        .filter(|c| *c != '\'')
+        .map(|c| if c.is_alphanumeric() { c } else { ' ' })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Sends `signal` (e.g. "-INT", "-TERM") to a process with the system's `kill`.
+pub fn signal(pid: u32, signal: &str) {
+    let sent = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "kill {signal} {pid} failed");
+}
+
+/// Speaks `text` into a WAV file with espeak-ng (installed by `scripts/setup`).
+pub fn speak(text: &str, path: &std::path::Path) {
+    require_program("espeak-ng", &["--version"], "apt-get install espeak-ng");
+    let ok = Command::new("espeak-ng")
+        .args(["-v", "en-us", "-s", "130", "-g", "4", "-w"])
+        .arg(path)
+        .arg(text)
+        .status()
+        .expect("run espeak-ng");
+    assert!(ok.success(), "espeak-ng failed on {text:?}");
 }

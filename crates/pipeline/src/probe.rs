@@ -4,6 +4,7 @@
 //! CLIP alone only knows its fixed label list; the LLM alone cannot see. Letting the LLM
 //! guess and CLIP judge gives the final answer evidence about the question actually asked.
 
+use crate::error::Result;
 use percept_clip::labels::softmax;
 use percept_clip::Clip;
 use percept_core::{Prompt, Untrusted, VisionContext};
@@ -72,7 +73,7 @@ pub fn parse_candidates(reply: &str, n: usize) -> Vec<String> {
 }
 
 /// CLIP's zero-shot probabilities of `candidates` for one unit image embedding, best first.
-pub fn score(clip: &Clip, image: &[f32], candidates: &[String]) -> anyhow::Result<Vec<Scored>> {
+pub fn score(clip: &Clip, image: &[f32], candidates: &[String]) -> Result<Vec<Scored>> {
     if candidates.is_empty() {
         return Ok(Vec::new());
     }
@@ -100,7 +101,7 @@ pub fn probe_images(
     clip: &Clip,
     images: &[VisionContext],
     candidates: &[String],
-) -> anyhow::Result<Vec<ImageProbe>> {
+) -> Result<Vec<ImageProbe>> {
     images
         .iter()
         .filter_map(|ctx| ctx.embedding.as_ref().map(|e| (ctx, e)))

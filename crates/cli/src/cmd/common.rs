@@ -1,0 +1,146 @@
+//! Argument groups shared by the commands: the pipeline and its stage overrides, and the
+//! LLM's model and sampling. Every flag is optional: one left out keeps the pipeline's value.
+
+use percept_pipeline::{load_def, Overrides, PipelineDef, Sampling};
+use std::path::PathBuf;
+
+/// `--pipeline`, `--device` and the model choices of the speech and vision stages.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct PipelineArgs {
+    /// Named pipeline (`default`, `quality`) or a pipeline .toml: models, devices, sampling,
+    /// system prompt, probing; explicit flags win. Default: `default`.
+    #[arg(long)]
+    pub pipeline: Option<String>,
+    /// Whisper model id or directory (default: the pipeline's).
+    #[arg(long)]
+    pub whisper: Option<String>,
+    /// CLIP model folder (default: the pipeline's CLIP from the store, when present).
+    #[arg(long, value_name = "DIR")]
+    pub clip_dir: Option<PathBuf>,
+    /// CLIP tags per image (default: the pipeline's, 5).
+    #[arg(long)]
+    pub tags: Option<usize>,
+}
+
+/// `--device`: every stage's device, on commands where `--device` means nothing else.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DeviceArg {
+    /// Run every stage on this device: cpu, cuda:N or metal (default: the pipeline's).
+    #[arg(long)]
+    pub device: Option<String>,
+}
+
+/// Model and sampling options of the LLM stage.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LlmArgs {
+    /// Model id from the store, a directory holding one .gguf file, or a .gguf file.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// System message (default: the pipeline's).
+    #[arg(long)]
+    pub system: Option<String>,
+    /// 0 = greedy.
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// 0 = off.
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// 1 = off.
+    #[arg(long)]
+    pub top_p: Option<f32>,
+    /// 0 = off.
+    #[arg(long)]
+    pub min_p: Option<f32>,
+    /// The repetition guard; 1 = off.
+    #[arg(long)]
+    pub repeat_penalty: Option<f32>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long)]
+    pub max_tokens: Option<usize>,
+    /// Stop the answer at this text (repeatable).
+    #[arg(long)]
+    pub stop: Vec<String>,
+    /// Re-encode Q4_1/Q5_x blocks as Q8_0 at load: faster prefill, but the extra rounding can
+    /// change greedy answers at near-ties (off: the file's own blocks, as llama.cpp runs them).
+    #[arg(long)]
+    pub convert_q8: bool,
+}
+
+impl LlmArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            llm: self.model.clone(),
+            system: self.system.clone(),
+            sampling: Sampling {
+                temperature: self.temperature,
+                top_k: self.top_k,
+                top_p: self.top_p,
+                min_p: self.min_p,
+                repeat_penalty: self.repeat_penalty,
+                repeat_last_n: None,
+                seed: self.seed,
+                max_tokens: self.max_tokens,
+            },
+            convert_q8: self.convert_q8,
+            ..Overrides::default()
+        }
+    }
+
+    /// The generation parameters of `def`, plus the `--stop` texts.
+    pub fn gen_params(&self, def: &PipelineDef) -> percept_llm::GenParams {
+        let mut p = def.gen_params();
+        p.stop = self.stop.clone();
+        p
+    }
+}
+
+/// The pipeline a command runs, with the flags applied: announced on stderr when named.
+pub fn resolve(
+    pipeline: &PipelineArgs,
+    device: Option<&str>,
+    llm: Option<&LlmArgs>,
+) -> anyhow::Result<PipelineDef> {
+    let name = pipeline.pipeline.as_deref();
+    let mut def = load_def(name.unwrap_or("default"))?;
+    if let Some(name) = name {
+        eprintln!("pipeline {name}: {}", def.description);
+    }
+    let mut o = llm.map(LlmArgs::overrides).unwrap_or_default();
+    o.whisper = pipeline.whisper.clone();
+    o.clip = pipeline
+        .clip_dir
+        .as_ref()
+        .map(|d| d.to_string_lossy().into_owned());
+    o.tags = pipeline.tags;
+    o.device = device.map(str::to_string);
+    def.apply(&o);
+    def.runtime.apply_threads();
+    Ok(def)
+}
+
+/// Prints the loader's notices (a missing CLIP model, a template warning).
+pub fn show_notices(notices: &[String]) {
+    for n in notices {
+        eprintln!("percept: {n}");
+    }
+}
+
+/// The default pipeline with only CLIP chosen (`--clip-dir`) and a device: for the commands
+/// that use the vision stage alone.
+pub fn vision_def(
+    clip_dir: Option<&std::path::Path>,
+    device: Option<&str>,
+) -> anyhow::Result<PipelineDef> {
+    let pipeline = PipelineArgs {
+        clip_dir: clip_dir.map(std::path::Path::to_path_buf),
+        ..PipelineArgs::default()
+    };
+    resolve(&pipeline, device, None)
+}
+
+/// CLIP, or the error line that says how to get it.
+pub fn require_clip(def: &PipelineDef) -> anyhow::Result<percept_clip::Clip> {
+    percept_pipeline::load_clip(def)?
+        .ok_or_else(|| anyhow::anyhow!(percept_pipeline::missing_clip_line()))
+}

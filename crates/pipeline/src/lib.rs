@@ -1,0 +1,27 @@
+//! percept-pipeline: how a question, a conversation or a folder flows through the stages.
+//!
+//! - [`def`]: pipeline definitions (`pipelines/*.toml`) and the flags that override them;
+//! - [`load`]: the one stage loader, each stage on its definition's device;
+//! - [`prompt`]: who said what (the person's words are the user turn, media is data);
+//! - [`ask`], [`listen`], [`batch`]: the three sessions. Front ends (the CLI, the server)
+//!   parse, render and decide nothing here.
+
+pub mod ask;
+pub mod batch;
+pub mod def;
+pub mod device;
+mod error;
+pub mod listen;
+pub mod load;
+pub mod probe;
+pub mod prompt;
+
+pub use ask::{ask, AskOutcome, AskRequest};
+pub use def::{builtin_names, load as load_def, Overrides, PipelineDef, Sampling, StageKind};
+pub use device::DeviceSpec;
+pub use error::{PipelineError, Result};
+pub use load::{
+    facts_only, load_clip, load_llm, load_speech, load_stages, load_vision, missing_clip_line,
+    model_name, LabelChoice, Need, Stages,
+};
+pub use prompt::{describe_image, question_prompt};

@@ -1,0 +1,176 @@
+//! The one stage loader: a pipeline definition in, the stages it needs out, each on the
+//! device the definition names. Nothing else in percept loads a model.
+
+use crate::def::{PipelineDef, StageKind};
+use crate::error::{PipelineError, Result};
+use percept_clip::cache::default_cache_dir;
+use percept_clip::labels::{parse_vocabulary, CacheStatus, BUNDLED_LABELS};
+use percept_clip::{Clip, ClipError, LabelSet, VisionStage, TEMPLATES};
+use percept_core::{DecodedImage, VisionContext};
+use percept_llm::{Engine, LoadOptions};
+use percept_whisper::{Options, Whisper};
+use std::path::{Path, PathBuf};
+
+/// Which stages a command needs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Need {
+    pub speech: bool,
+    pub vision: bool,
+    pub llm: bool,
+}
+
+/// Whisper with the definition's decoding options.
+pub struct Speech {
+    pub whisper: Whisper,
+    pub options: Options,
+    /// The store id or directory it came from.
+    pub id: String,
+}
+
+/// CLIP with its label embeddings; `None` in [`Stages::vision`] means no weights here, and
+/// images are described by their facts only.
+pub struct Vision {
+    pub stage: VisionStage,
+    pub id: String,
+    pub labels_cache: CacheStatus,
+}
+
+pub struct Llm {
+    pub engine: Engine,
+    pub id: String,
+}
+
+/// What [`load_stages`] loaded, plus lines a front end should show the person (a missing
+/// CLIP model, a template warning).
+#[derive(Default)]
+pub struct Stages {
+    pub speech: Option<Speech>,
+    pub vision: Option<Vision>,
+    pub llm: Option<Llm>,
+    pub notices: Vec<String>,
+}
+
+/// Labels and their embedding cache for the vision stage.
+#[derive(Debug, Clone, Default)]
+pub struct LabelChoice {
+    /// Default: the bundled vocabulary.
+    pub labels: Option<Vec<String>>,
+    /// Default: `$PERCEPT_CACHE_DIR` or `~/.cache/percept`.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// Loads the stages `need` asks for, each on its device.
+pub fn load_stages(def: &PipelineDef, need: Need) -> Result<Stages> {
+    let mut stages = Stages::default();
+    if need.speech {
+        stages.speech = Some(load_speech(def)?);
+    }
+    if need.vision {
+        match load_vision(def, &LabelChoice::default())? {
+            Some(v) => stages.vision = Some(v),
+            None => stages.notices.push(format!(
+                "semantic tags unavailable: {} (using image facts only)",
+                missing_clip_line()
+            )),
+        }
+    }
+    if need.llm {
+        let llm = load_llm(def)?;
+        if let Some(w) = &llm.engine.template.warning {
+            stages.notices.push(format!("warning: {w}"));
+        }
+        stages.llm = Some(llm);
+    }
+    Ok(stages)
+}
+
+pub fn load_speech(def: &PipelineDef) -> Result<Speech> {
+    let device = def.device_spec(StageKind::Speech)?.open()?;
+    let dir = percept_models::locate(&def.whisper)?;
+    let whisper = Whisper::load(&dir, &device)
+        .map_err(|e| PipelineError::stage(format!("loading Whisper from {}", dir.display()), e))?;
+    Ok(Speech {
+        whisper,
+        options: def.whisper_options(),
+        id: model_name(&def.whisper),
+    })
+}
+
+/// CLIP from the definition's id or directory; `Ok(None)` when its weights are not here.
+pub fn load_vision(def: &PipelineDef, labels: &LabelChoice) -> Result<Option<Vision>> {
+    let Some(clip) = load_clip(def)? else {
+        return Ok(None);
+    };
+    let words = match &labels.labels {
+        Some(l) => l.clone(),
+        None => parse_vocabulary(BUNDLED_LABELS),
+    };
+    if words.is_empty() {
+        return Err(PipelineError::invalid("the label vocabulary is empty"));
+    }
+    let cache = labels.cache_dir.clone().unwrap_or_else(default_cache_dir);
+    let (set, status) = LabelSet::load_or_build(&clip, &words, &TEMPLATES, &cache)?;
+    Ok(Some(Vision {
+        stage: VisionStage::new(clip, set, def.tags()),
+        id: model_name(&def.clip),
+        labels_cache: status,
+    }))
+}
+
+/// CLIP alone (embeddings and search need no labels).
+pub fn load_clip(def: &PipelineDef) -> Result<Option<Clip>> {
+    let Ok(dir) = percept_models::locate(&def.clip) else {
+        return Ok(None);
+    };
+    let device = def.device_spec(StageKind::Vision)?.open()?;
+    match Clip::load(&dir, &device) {
+        Ok(c) => Ok(Some(c)),
+        Err(ClipError::MissingWeights { .. }) => Ok(None),
+        Err(e) => Err(PipelineError::stage(
+            format!("loading CLIP from {}", dir.display()),
+            e,
+        )),
+    }
+}
+
+pub fn load_llm(def: &PipelineDef) -> Result<Llm> {
+    let opts = LoadOptions {
+        device: def.device_spec(StageKind::Llm)?.open()?,
+        convert_to_q8: def.convert_q8,
+    };
+    let engine = Engine::load(&def.llm, &opts)
+        .map_err(|e| PipelineError::stage(format!("loading model `{}`", def.llm), e))?;
+    Ok(Llm {
+        engine,
+        id: model_name(&def.llm),
+    })
+}
+
+/// The line that tells a person how to get CLIP.
+pub fn missing_clip_line() -> String {
+    ClipError::MissingWeights {
+        dir: "not in the model store and no --clip-dir".to_string(),
+    }
+    .to_string()
+}
+
+/// What an image shows without CLIP: its facts.
+pub fn facts_only(image: &DecodedImage) -> VisionContext {
+    VisionContext {
+        source: image.source.clone(),
+        tags: Vec::new(),
+        facts: image.facts.clone(),
+        embedding: None,
+    }
+}
+
+/// A store id stays as given; a path becomes its file or folder name (without `.gguf`).
+pub fn model_name(spec: &str) -> String {
+    let p = Path::new(spec);
+    if p.components().count() <= 1 && !p.exists() {
+        return spec.to_string();
+    }
+    p.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| spec.to_string())
+}
