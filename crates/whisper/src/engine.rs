@@ -91,7 +91,7 @@ impl Whisper {
         opts: &Options,
         timings: &mut Timings,
     ) -> Result<Transcript, WhisperError> {
-        let mut stream = AudioStream::open(path, SPEECH_RATE)?;
+        let mut stream = AudioStream::open_with(path, SPEECH_RATE, &opts.audio_limits)?;
         let name = stream.path().to_string();
         self.transcribe_stream(&mut stream, &name, opts, timings)
     }

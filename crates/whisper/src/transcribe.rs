@@ -1,12 +1,15 @@
 //! Long-form transcription as Whisper's reference does it: 30 s windows, seeking by the last
 //! timestamp, temperature fallback, no-speech skipping and conditioning on previous text.
 //! Audio is pulled from a `SampleSource` and dropped once passed, so memory stays flat.
+//! Windows below the energy gate (see [`crate::silence`]) are skipped before the encoder.
 
 use crate::decode::{Task, WindowDecoder, WindowResult};
 use crate::mel::{HOP, N_FFT, N_FRAMES, N_SAMPLES};
+use crate::silence::{is_silent, DEFAULT_SILENCE_GATE_DBFS};
 use crate::{Whisper as Engine, WhisperError};
 use candle_core::Tensor;
 use percept_core::{Segment, Transcript};
+use percept_media::AudioLimits;
 use rand::SeedableRng;
 use std::time::{Duration, Instant};
 
@@ -18,28 +21,25 @@ pub trait SampleSource {
 
 impl SampleSource for percept_media::AudioStream {
     fn read(&mut self, out: &mut Vec<f32>) -> Result<bool, WhisperError> {
-        match self.next_chunk()? {
-            Some(c) => {
-                out.extend_from_slice(&c);
-                Ok(true)
-            }
-            None => Ok(false),
-        }
+        Ok(self.read_into(out)?)
     }
 }
 
-/// A clip already in memory.
+/// A clip already in memory, handed out a window at a time so the transcriber's buffer
+/// never holds a second copy of a long clip.
 pub struct SliceSource<'a>(pub Option<&'a [f32]>);
 
 impl SampleSource for SliceSource<'_> {
     fn read(&mut self, out: &mut Vec<f32>) -> Result<bool, WhisperError> {
-        match self.0.take() {
-            Some(s) => {
-                out.extend_from_slice(s);
-                Ok(true)
-            }
-            None => Ok(false),
+        let Some(s) = self.0.take() else {
+            return Ok(false);
+        };
+        let (head, rest) = s.split_at(s.len().min(N_SAMPLES));
+        out.extend_from_slice(head);
+        if !rest.is_empty() {
+            self.0 = Some(rest);
         }
+        Ok(true)
     }
 }
 
@@ -55,12 +55,22 @@ pub struct Options {
     pub temperatures: Vec<f32>,
     pub compression_ratio_threshold: f64,
     pub logprob_threshold: f64,
+    /// A window is silence, and adds no segment, when its no-speech probability is above
+    /// this and its average log-probability is at or below `logprob_threshold` (Whisper's
+    /// reference rule and thresholds: 0.6 and -1.0).
     pub no_speech_threshold: f64,
+    /// Energy gate in dBFS: a window whose loudest 20 ms frame stays below it is skipped
+    /// as silence without running the encoder or decoder. `None` sends every window to
+    /// the model.
+    pub silence_gate_dbfs: Option<f32>,
     /// Encode a clip shorter than one window as its own length plus 2 s of padding
     /// instead of a full 30 s window (whisper.cpp's `audio_ctx`). Encoder cost falls with
     /// the square of the length, which is what makes a spoken turn answer fast; off by
     /// default because the model was trained on full windows.
     pub trim_short_window: bool,
+    /// Limits on files decoded by `transcribe_file` (in-memory clips were decoded by the
+    /// caller); the default is percept-media's command-line preset.
+    pub audio_limits: AudioLimits,
 }
 
 impl Default for Options {
@@ -75,8 +85,20 @@ impl Default for Options {
             compression_ratio_threshold: 2.4,
             logprob_threshold: -1.0,
             no_speech_threshold: 0.6,
+            silence_gate_dbfs: Some(DEFAULT_SILENCE_GATE_DBFS),
             trim_short_window: false,
+            audio_limits: AudioLimits::default(),
         }
+    }
+}
+
+impl Options {
+    /// Whisper's no-speech rule: a window is silence when the model gives `<|nospeech|>`
+    /// more than `no_speech_threshold` at the first position after the start tokens and
+    /// its text is not confidently decoded (average log-probability at or below
+    /// `logprob_threshold`, as openai-whisper's `transcribe` tests it).
+    pub fn is_no_speech(&self, no_speech_prob: f64, avg_logprob: f64) -> bool {
+        no_speech_prob > self.no_speech_threshold && avg_logprob <= self.logprob_threshold
     }
 }
 
@@ -90,6 +112,8 @@ pub struct Timings {
     pub decoded_tokens: usize,
     /// Decoding attempts at temperature > 0 (fallbacks).
     pub fallbacks: usize,
+    /// Windows skipped by the energy gate (not counted in `windows`).
+    pub silent_windows: usize,
     pub audio_secs: f64,
 }
 
@@ -184,6 +208,16 @@ impl Engine {
             }
             let segment_size = N_FRAMES.min(content_frames - seek);
             let time_offset = (seek * HOP) as f64 / 16_000.0;
+            if let Some(gate) = opts.silence_gate_dbfs {
+                let from = (seek * HOP).saturating_sub(base).min(buf.len());
+                let to = (from + segment_size * HOP).min(buf.len());
+                if is_silent(&buf[from..to], gate) {
+                    seek += segment_size;
+                    timings.silent_windows += 1;
+                    drop_passed(&mut buf, &mut base, seek);
+                    continue;
+                }
+            }
             let t0 = Instant::now();
             let mel = self.mel.window(&buf, base, seek, segment_size);
             let mut mel =
@@ -212,8 +246,7 @@ impl Engine {
                 timings,
             )?;
             timings.decode += t2.elapsed();
-            let skip = r.no_speech_prob > opts.no_speech_threshold
-                && r.avg_logprob <= opts.logprob_threshold;
+            let skip = opts.is_no_speech(r.no_speech_prob, r.avg_logprob);
             let previous_seek = seek;
             if skip {
                 seek += segment_size;
@@ -286,13 +319,7 @@ impl Engine {
             if !opts.condition_on_previous_text || r.temperature > 0.5 {
                 prompt_reset_since = all_tokens.len();
             }
-            // Keep only what the next window (and its reflect padding) can still need.
-            let keep_from = (seek * HOP).saturating_sub(N_FFT);
-            if keep_from > base {
-                let drop = (keep_from - base).min(buf.len());
-                buf.drain(..drop);
-                base += drop;
-            }
+            drop_passed(&mut buf, &mut base, seek);
         }
         timings.audio_secs = (base + buf.len()) as f64 / 16_000.0;
         let text = segments
@@ -315,9 +342,49 @@ impl Engine {
     }
 }
 
+/// Drops the samples before `seek` that the next window (and its reflect padding) can no
+/// longer need; `base` is the stream position of `buf[0]`.
+fn drop_passed(buf: &mut Vec<f32>, base: &mut usize, seek: usize) {
+    let keep_from = (seek * HOP).saturating_sub(N_FFT);
+    if keep_from > *base {
+        let drop = (keep_from - *base).min(buf.len());
+        buf.drain(..drop);
+        *base += drop;
+    }
+}
+
 /// Mel frames encoded for a clip of `content` frames when trimming: its length plus 2 s,
 /// even (the second convolution has stride 2), at most one window.
 fn trimmed_frames(content: usize) -> usize {
     const PAD: usize = 200;
     ((content + PAD).div_ceil(2) * 2).min(N_FRAMES)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_speech_rule_uses_the_reference_thresholds() {
+        let o = Options::default();
+        assert_eq!((o.no_speech_threshold, o.logprob_threshold), (0.6, -1.0));
+        assert!(o.is_no_speech(0.61, -1.5));
+        assert!(o.is_no_speech(0.9, -1.0));
+        // Confident text is kept even when the model also leans to no speech.
+        assert!(!o.is_no_speech(0.95, -0.7));
+        assert!(!o.is_no_speech(0.6, -3.0));
+    }
+
+    #[test]
+    fn slice_source_hands_out_one_window_at_a_time() {
+        let x = vec![0.5f32; N_SAMPLES * 2 + 10];
+        let mut src = SliceSource(Some(&x));
+        let mut out = Vec::new();
+        let mut reads = 0;
+        while src.read(&mut out).unwrap() {
+            reads += 1;
+            assert!(out.len() <= reads * N_SAMPLES);
+        }
+        assert_eq!((reads, out.len()), (3, x.len()));
+    }
 }
