@@ -7,6 +7,9 @@
 //! placeholder sizes), so the cap is enforced on the audio actually decoded, which keeps
 //! memory and CPU proportional to the cap rather than to the claim.
 
+use symphonia::core::audio::SignalSpec;
+use symphonia::core::codecs::{CodecParameters, CODEC_TYPE_ALAC};
+
 /// Lowest sample rate accepted (from a file, a clip, or as a conversion target).
 pub const MIN_SAMPLE_RATE: u32 = 1_000;
 /// Highest sample rate accepted: twice the highest rate studio gear records at.
@@ -94,6 +97,41 @@ pub(crate) fn check_packet(frames: u64) -> Result<(), FormatProblem> {
     }
 }
 
+/// Checks what the container declares; values it leaves out are checked on the first
+/// decoded packet ([`check_spec`]).
+pub(crate) fn check_params(params: &CodecParameters) -> Result<(), FormatProblem> {
+    if let Some(rate) = params.sample_rate {
+        check_rate(rate)?;
+    }
+    if let Some(channels) = params.channels {
+        check_channels(channels.count())?;
+    }
+    if let Some(frames) = params.max_frames_per_packet {
+        check_packet(frames)?;
+    }
+    if params.codec == CODEC_TYPE_ALAC {
+        check_alac_cookie(params.extra_data.as_deref().unwrap_or_default())?;
+    }
+    Ok(())
+}
+
+/// ALAC's decoder sizes its buffer from the magic cookie's frame length (a u32) and takes
+/// its rate from there too, not from the container.
+fn check_alac_cookie(cookie: &[u8]) -> Result<(), FormatProblem> {
+    if cookie.len() != 24 && cookie.len() != 48 {
+        return Ok(()); // the only sizes symphonia reads; it refuses the rest itself
+    }
+    let be =
+        |p: usize| u32::from_be_bytes([cookie[p], cookie[p + 1], cookie[p + 2], cookie[p + 3]]);
+    check_packet(u64::from(be(0)))?;
+    check_rate(be(20))
+}
+
+pub(crate) fn check_spec(spec: &SignalSpec) -> Result<(), FormatProblem> {
+    check_rate(spec.rate)?;
+    check_channels(spec.channels.count())
+}
+
 /// Reads the `fmt ` chunk of a RIFF/WAVE file from its first bytes and checks rate and
 /// channels, because symphonia's WAV reader asserts on some impossible values (a 0 Hz
 /// time base panics) and refuses others with a generic message. Other containers are left
@@ -149,6 +187,30 @@ mod tests {
         assert!(AudioLimits::server().max_seconds < AudioLimits::CLI.max_seconds);
         let l = AudioLimits::CLI.with_max_seconds(2);
         assert_eq!(l.max_frames(16_000), 32_000);
+    }
+
+    #[test]
+    fn alac_cookie_frame_length_and_rate_are_checked() {
+        let cookie = |frames: u32, rate: u32| {
+            let mut c = frames.to_be_bytes().to_vec();
+            c.extend_from_slice(&[0, 16, 40, 10, 14, 1, 0, 255, 0, 0, 0, 0, 0, 0, 0, 0]);
+            c.extend_from_slice(&rate.to_be_bytes());
+            c.into_boxed_slice()
+        };
+        let params = |c| {
+            let mut p = CodecParameters::new();
+            p.for_codec(CODEC_TYPE_ALAC).with_extra_data(c);
+            p
+        };
+        assert!(check_params(&params(cookie(4096, 44_100))).is_ok());
+        assert_eq!(
+            check_params(&params(cookie(u32::MAX, 44_100))),
+            Err(FormatProblem::Packet(u64::from(u32::MAX)))
+        );
+        assert_eq!(
+            check_params(&params(cookie(4096, 1))),
+            Err(FormatProblem::Rate(1))
+        );
     }
 
     #[test]

@@ -3,13 +3,13 @@
 //! sits in memory at its source rate.
 
 use crate::audio::{downmix, AudioError};
-use crate::audio_limits::{check_channels, check_packet, check_rate, check_wav_head, AudioLimits};
+use crate::audio_limits::{check_params, check_rate, check_spec, check_wav_head, AudioLimits};
 use crate::audio_resample::MonoResampler;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
-use symphonia::core::audio::{SampleBuffer, SignalSpec};
-use symphonia::core::codecs::{CodecParameters, Decoder, DecoderOptions, CODEC_TYPE_NULL};
+use symphonia::core::audio::SampleBuffer;
+use symphonia::core::codecs::{Decoder, DecoderOptions, CODEC_TYPE_NULL};
 use symphonia::core::errors::Error as SymError;
 use symphonia::core::formats::{FormatOptions, FormatReader};
 use symphonia::core::io::MediaSourceStream;
@@ -290,23 +290,4 @@ impl AudioStream {
         }
         Ok(())
     }
-}
-
-/// Checks what the container declares; absent values are checked on the first packet.
-fn check_params(params: &CodecParameters) -> Result<(), crate::audio_limits::FormatProblem> {
-    if let Some(rate) = params.sample_rate {
-        check_rate(rate)?;
-    }
-    if let Some(channels) = params.channels {
-        check_channels(channels.count())?;
-    }
-    if let Some(frames) = params.max_frames_per_packet {
-        check_packet(frames)?;
-    }
-    Ok(())
-}
-
-fn check_spec(spec: &SignalSpec) -> Result<(), crate::audio_limits::FormatProblem> {
-    check_rate(spec.rate)?;
-    check_channels(spec.channels.count())
 }
