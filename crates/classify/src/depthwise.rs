@@ -1,158 +1,140 @@
-//! Depthwise convolution (one k x k filter per channel) with bias, as one CPU pass.
+//! Depthwise convolution (one k x k filter per channel) on channels-last tensors, with the
+//! bias and ReLU6 applied in the same CPU pass.
 //!
 //! candle runs a grouped convolution as one full convolution per group: for a
 //! 1152-channel layer that is 1152 im2col copies and 1152 tiny matmuls, most of the
-//! network's time. Here each (image, channel) plane is convolved directly, planes in
-//! parallel on rayon's pool. Other devices and dtypes take candle's own conv2d, so the
-//! model stays device-agnostic; the test below holds both paths to the same numbers.
+//! network's time. Channels-last, each tap is one multiply-add over a contiguous run of
+//! channels, which vectorises whatever the image size (7x7 planes leave nothing to
+//! vectorise channels-first). Other devices and dtypes take candle's grouped conv2d, so
+//! the model stays device-agnostic; the test below holds both paths to the same numbers.
 
-use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Tensor, D};
+use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-/// `x` [n, c, h, w], `weight` [c, 1, k, k], `bias` [c]; `pad` = [top, bottom, left, right].
+/// `x` [n, h, w, c], `taps` [k * k, c] (tap-major), `bias` [c];
+/// `pad` = [top, bottom, left, right]. Returns [n, oh, ow, c].
 pub fn conv(
     x: &Tensor,
-    weight: &Tensor,
+    taps: &Tensor,
     bias: &Tensor,
     stride: usize,
     pad: [usize; 4],
+    relu6: bool,
 ) -> Result<Tensor> {
     let on_cpu = matches!(x.device(), Device::Cpu);
-    let f32s = [x, weight, bias].iter().all(|t| t.dtype() == DType::F32);
-    if !(on_cpu && f32s) {
-        return reference(x, weight, bias, stride, pad);
+    if !(on_cpu && [x, taps, bias].iter().all(|t| t.dtype() == DType::F32)) {
+        return reference(x, taps, bias, stride, pad, relu6);
     }
-    let (x, weight, bias) = (x.contiguous()?, weight.contiguous()?, bias.contiguous()?);
-    x.apply_op3_no_bwd(&weight, &bias, &Depthwise { stride, pad })
+    let (x, taps, bias) = (x.contiguous()?, taps.contiguous()?, bias.contiguous()?);
+    x.apply_op3_no_bwd(&taps, &bias, &Depthwise { stride, pad, relu6 })
 }
 
-/// candle's grouped conv2d: the path for GPUs, and the yardstick in tests.
+/// candle's grouped conv2d (channels-first): the path for GPUs, and the yardstick in tests.
 pub fn reference(
     x: &Tensor,
-    weight: &Tensor,
+    taps: &Tensor,
     bias: &Tensor,
     stride: usize,
     pad: [usize; 4],
+    relu6: bool,
 ) -> Result<Tensor> {
-    let c = x.dim(1)?;
+    let (kk, c) = taps.dims2()?;
+    let k = (1..=kk).find(|k| k * k == kk).unwrap_or(0);
+    let weight = taps.t()?.reshape((c, 1, k, k))?;
     let x = x
-        .pad_with_zeros(D::Minus2, pad[0], pad[1])?
-        .pad_with_zeros(D::Minus1, pad[2], pad[3])?;
-    let y = x.conv2d(weight, 0, stride, 1, c)?;
-    y.broadcast_add(&bias.reshape((1, c, 1, 1))?)
+        .permute((0, 3, 1, 2))?
+        .pad_with_zeros(2, pad[0], pad[1])?
+        .pad_with_zeros(3, pad[2], pad[3])?;
+    let y = x.conv2d(&weight, 0, stride, 1, c)?.permute((0, 2, 3, 1))?;
+    crate::bias_act::reference(&y, bias, None, relu6)
 }
 
 struct Depthwise {
     stride: usize,
     pad: [usize; 4],
+    relu6: bool,
 }
 
-fn slice<'a>(d: &'a [f32], l: &Layout) -> Result<&'a [f32]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&d[a..b]),
-        None => candle_core::bail!("depthwise-conv2d: contiguous input only"),
+fn slice<'a>(d: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
+    match (d, l.contiguous_offsets()) {
+        (CpuStorage::F32(d), Some((a, b))) => Ok(&d[a..b]),
+        _ => candle_core::bail!("depthwise-conv2d: contiguous f32 operands only"),
     }
-}
-
-/// The geometry of one plane's convolution.
-#[derive(Clone, Copy)]
-struct Plane {
-    h: usize,
-    w: usize,
-    k: usize,
-    stride: usize,
-    top: usize,
-    left: usize,
-    oh: usize,
-    ow: usize,
 }
 
 impl CustomOp3 for Depthwise {
     fn name(&self) -> &'static str {
-        "depthwise-conv2d"
+        "depthwise-conv2d-nhwc"
     }
 
     fn cpu_fwd(
         &self,
         xs: &CpuStorage,
         xl: &Layout,
-        ws: &CpuStorage,
-        wl: &Layout,
+        ts: &CpuStorage,
+        tl: &Layout,
         bs: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(xd), CpuStorage::F32(wd), CpuStorage::F32(bd)) = (xs, ws, bs) else {
-            candle_core::bail!("depthwise-conv2d: f32 only");
-        };
-        let (x, wt, bias) = (slice(xd, xl)?, slice(wd, wl)?, slice(bd, bl)?);
-        let (n, c, h, w) = xl.shape().dims4()?;
-        let (wc, one, k, k2) = wl.shape().dims4()?;
-        if wc != c || one != 1 || k != k2 || bias.len() != c || self.stride == 0 {
-            candle_core::bail!("depthwise-conv2d: weight {:?} for {c} channels", wl.dims());
+        let (x, taps, bias) = (slice(xs, xl)?, slice(ts, tl)?, slice(bs, bl)?);
+        let (n, h, w, c) = xl.shape().dims4()?;
+        let (kk, tc) = tl.shape().dims2()?;
+        let k = (1..=kk).find(|k| k * k == kk).unwrap_or(0);
+        if tc != c || k == 0 || bias.len() != c || self.stride == 0 {
+            candle_core::bail!("depthwise-conv2d: taps {:?} for {c} channels", tl.dims());
         }
         let [top, bottom, left, right] = self.pad;
         let (ph, pw) = (h + top + bottom, w + left + right);
         if ph < k || pw < k {
             candle_core::bail!("depthwise-conv2d: kernel {k} larger than the padded input");
         }
-        let p = Plane {
-            h,
-            w,
-            k,
-            stride: self.stride,
-            top,
-            left,
-            oh: (ph - k) / self.stride + 1,
-            ow: (pw - k) / self.stride + 1,
+        let s = self.stride;
+        let (oh, ow) = ((ph - k) / s + 1, (pw - k) / s + 1);
+        let (lo, hi) = if self.relu6 {
+            (0f32, 6f32)
+        } else {
+            (f32::NEG_INFINITY, f32::INFINITY)
         };
-        let mut out = vec![0f32; n * c * p.oh * p.ow];
-        out.par_chunks_mut(p.oh * p.ow)
-            .enumerate()
-            .for_each(|(i, o)| {
-                let ch = i % c;
-                let input = &x[i * h * w..(i + 1) * h * w];
-                plane(input, &wt[ch * k * k..(ch + 1) * k * k], bias[ch], p, o);
-            });
-        Ok((CpuStorage::F32(out), Shape::from((n, c, p.oh, p.ow))))
-    }
-}
-
-/// One channel of one image: `out[oy, ox] = bias + sum w[ky, kx] * in[oy*s+ky-top, ox*s+kx-left]`
-/// with zeros outside the input. Each tap adds a weighted input row segment to the
-/// output row, so the stride-1 inner loop is a contiguous multiply-add that vectorises.
-fn plane(input: &[f32], wk: &[f32], bias: f32, p: Plane, out: &mut [f32]) {
-    let s = p.stride;
-    // For tap kx, the output columns whose input column lies inside the row.
-    let cols: Vec<(usize, usize)> = (0..p.k)
-        .map(|kx| {
-            let lo = p.left.saturating_sub(kx).div_ceil(s);
-            let hi = (p.w + p.left).saturating_sub(kx).div_ceil(s).min(p.ow);
-            (lo, hi.max(lo))
-        })
-        .collect();
-    for (oy, orow) in out.chunks_exact_mut(p.ow).enumerate() {
-        orow.fill(bias);
-        for ky in 0..p.k {
-            let Some(iy) = (oy * s + ky).checked_sub(p.top).filter(|&y| y < p.h) else {
-                continue;
-            };
-            let irow = &input[iy * p.w..(iy + 1) * p.w];
-            for (kx, &(lo, hi)) in cols.iter().enumerate() {
-                let wv = wk[ky * p.k + kx];
-                // First input column read: lo * s + kx - left, inside the row by `cols`.
-                let first = lo * s + kx - p.left;
-                if s == 1 {
-                    let src = &irow[first..first + (hi - lo)];
-                    for (o, &v) in orow[lo..hi].iter_mut().zip(src) {
-                        *o += wv * v;
-                    }
-                } else {
-                    for (o, &v) in orow[lo..hi].iter_mut().zip(irow[first..].iter().step_by(s)) {
-                        *o += wv * v;
+        // For tap kx, the output columns whose input column lies inside the image.
+        let cols: Vec<(usize, usize)> = (0..k)
+            .map(|kx| {
+                let lo = left.saturating_sub(kx).div_ceil(s);
+                let hi = (w + left).saturating_sub(kx).div_ceil(s).min(ow);
+                (lo, hi.max(lo))
+            })
+            .collect();
+        let mut out = vec![0f32; n * oh * ow * c];
+        // One task per output row of [ow, c] values: bias first, then each tap adds a
+        // weighted input row to it, then the activation.
+        out.par_chunks_mut(ow * c).enumerate().for_each(|(row, o)| {
+            let (img, oy) = (row / oh, row % oh);
+            let image = &x[img * h * w * c..(img + 1) * h * w * c];
+            for acc in o.chunks_exact_mut(c) {
+                acc.copy_from_slice(bias);
+            }
+            for ky in 0..k {
+                let Some(iy) = (oy * s + ky).checked_sub(top).filter(|&y| y < h) else {
+                    continue;
+                };
+                let irow = &image[iy * w * c..(iy + 1) * w * c];
+                for (kx, &(lo, hi)) in cols.iter().enumerate() {
+                    let t = &taps[(ky * k + kx) * c..(ky * k + kx + 1) * c];
+                    // Input column of output column `lo`; inside the row by `cols`.
+                    let first = lo * s + kx - left;
+                    let dst = o[lo * c..hi * c].chunks_exact_mut(c);
+                    let src = irow[first * c..].chunks(s * c);
+                    for (acc, px) in dst.zip(src) {
+                        for ((a, &v), &wt) in acc.iter_mut().zip(&px[..c]).zip(t) {
+                            *a += v * wt;
+                        }
                     }
                 }
             }
-        }
+            for a in o.iter_mut() {
+                *a = a.clamp(lo, hi);
+            }
+        });
+        Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c))))
     }
 }
 
@@ -169,6 +151,18 @@ mod tests {
             .unwrap_or(f32::INFINITY)
     }
 
+    /// candle's grouped conv on channels-first data, then bias and ReLU6: an independent path.
+    fn plain(x: &Tensor, w: &Tensor, b: &Tensor, s: usize, pad: [usize; 4]) -> Result<Tensor> {
+        let c = x.dim(3)?;
+        let xc = x.permute((0, 3, 1, 2))?;
+        let xc = xc.pad_with_zeros(2, pad[0], pad[1])?;
+        let xc = xc.pad_with_zeros(3, pad[2], pad[3])?;
+        let y = xc
+            .conv2d(w, 0, s, 1, c)?
+            .broadcast_add(&b.reshape((1, c, 1, 1))?)?;
+        y.clamp(0f32, 6f32)?.permute((0, 2, 3, 1))
+    }
+
     #[test]
     fn matches_candles_grouped_conv() -> Result<()> {
         let dev = Device::Cpu;
@@ -181,23 +175,30 @@ mod tests {
             (7, 7, 5, 1, [2, 2, 2, 2]),
             (5, 6, 3, 2, [1, 1, 1, 1]),
         ] {
-            let c = 6;
-            let x = Tensor::randn(0f32, 1.0, (2, c, h, w), &dev)?;
+            let c = 19;
+            let x = (Tensor::randn(0f32, 1.0, (2, h, w, c), &dev)? * 2.0)?;
             let wt = Tensor::randn(0f32, 1.0, (c, 1, k, k), &dev)?;
+            let taps = wt.reshape((c, k * k))?.t()?.contiguous()?;
             let b = Tensor::randn(0f32, 1.0, c, &dev)?;
-            let fast = conv(&x, &wt, &b, stride, pad)?;
-            let slow = reference(&x, &wt, &b, stride, pad)?;
-            assert_eq!(fast.dims(), slow.dims(), "{h}x{w} k{k} s{stride}");
+            let want = plain(&x, &wt, &b, stride, pad)?;
+            let fast = conv(&x, &taps, &b, stride, pad, true)?;
+            let slow = reference(&x, &taps, &b, stride, pad, true)?;
+            assert_eq!(fast.dims(), want.dims(), "{h}x{w} k{k} s{stride}");
             assert!(
-                max_diff(&fast, &slow) < 1e-5,
+                max_diff(&fast, &want) < 1e-5,
                 "{h}x{w} k{k} s{stride} {pad:?}"
+            );
+            assert!(
+                max_diff(&slow, &want) < 1e-5,
+                "reference {h}x{w} k{k} s{stride}"
             );
         }
         // f64 takes candle's path and gives the same shape.
-        let x = Tensor::randn(0f64, 1.0, (1, 2, 8, 8), &dev)?;
-        let wt = Tensor::randn(0f64, 1.0, (2, 1, 3, 3), &dev)?;
+        let x = Tensor::randn(0f64, 1.0, (1, 8, 8, 2), &dev)?;
+        let taps = Tensor::randn(0f64, 1.0, (9, 2), &dev)?;
         let b = Tensor::zeros(2, DType::F64, &dev)?;
-        assert_eq!(conv(&x, &wt, &b, 2, [0, 1, 0, 1])?.dims(), &[1, 2, 4, 4]);
+        let y = conv(&x, &taps, &b, 2, [0, 1, 0, 1], false)?;
+        assert_eq!(y.dims(), &[1, 4, 4, 2]);
         Ok(())
     }
 }

@@ -2,8 +2,11 @@
 //! every batch norm folded into the convolution before it when the weights load.
 //!
 //! Tensor names follow the EfficientNet-PyTorch layout the Lite checkpoints use
-//! (`_conv_stem`, `_bn0`, `_blocks.N._expand_conv` ...). Layout is NCHW throughout.
+//! (`_conv_stem`, `_bn0`, `_blocks.N._expand_conv` ...). The input is NCHW; after the
+//! stem everything is channels-last (NHWC), where a 1x1 convolution is one matmul over
+//! all pixels of the batch and the depthwise taps run along contiguous channels.
 
+use crate::bias_act::bias_act;
 use crate::config::EfficientNetConfig;
 use crate::depthwise;
 use crate::error::ClassifyError;
@@ -16,11 +19,26 @@ type Result<T> = std::result::Result<T, ClassifyError>;
 /// where `s = gamma / sqrt(var + eps)`. Equal to conv-then-BN in inference, one pass fewer.
 #[derive(Debug, Clone)]
 pub struct FoldedConv {
-    weight: Tensor,
+    kind: Kind,
     bias: Tensor,
-    kernel: usize,
-    stride: usize,
-    depthwise: bool,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    /// 1x1: `weight` [in, out], applied to `[pixels, in]`.
+    Pointwise { weight: Tensor },
+    /// One filter per channel: `taps` [k * k, channels].
+    Depthwise {
+        taps: Tensor,
+        k: usize,
+        stride: usize,
+    },
+    /// A full convolution on NCHW input (the stem): `weight` [out, in, k, k].
+    Full {
+        weight: Tensor,
+        k: usize,
+        stride: usize,
+    },
 }
 
 struct Weights<'a> {
@@ -63,50 +81,67 @@ impl Weights<'_> {
         let var = self.take(&format!("{bn}.running_var"), &[out])?;
         // The step counter of training; inference never reads it.
         self.map.remove(&format!("{bn}.num_batches_tracked"));
-        let fold = || -> candle_core::Result<(Tensor, Tensor)> {
+        let (k, cin) = (shape[2], shape[1]);
+        let fold = || -> candle_core::Result<FoldedConv> {
             let scale = gamma.broadcast_div(&(var + self.eps)?.sqrt()?)?;
             let weight = w.broadcast_mul(&scale.reshape((out, 1, 1, 1))?)?;
             let bias = (beta - mean.mul(&scale)?)?;
-            Ok((weight.contiguous()?, bias))
+            let kind = if k == 1 && stride == 1 {
+                let weight = weight.reshape((out, cin))?.t()?.contiguous()?;
+                Kind::Pointwise { weight }
+            } else if cin == 1 && out > 1 {
+                let taps = weight.reshape((out, k * k))?.t()?.contiguous()?;
+                Kind::Depthwise { taps, k, stride }
+            } else {
+                let weight = weight.contiguous()?;
+                Kind::Full { weight, k, stride }
+            };
+            Ok(FoldedConv { kind, bias })
         };
-        let (weight, bias) = fold().map_err(ClassifyError::model(format!("folding `{bn}`")))?;
-        Ok(FoldedConv {
-            weight,
-            bias,
-            kernel: shape[2],
-            stride,
-            depthwise: shape[1] == 1 && out > 1,
-        })
+        fold().map_err(ClassifyError::model(format!("folding `{bn}`")))
     }
 }
 
 impl FoldedConv {
-    fn forward(&self, x: &Tensor, cfg: &EfficientNetConfig) -> candle_core::Result<Tensor> {
-        let (n, c, h, w) = x.dims4()?;
-        let out = self.weight.dim(0)?;
-        if self.kernel == 1 && self.stride == 1 {
-            // A 1x1 convolution is a matmul over channels; no im2col copy.
-            let w2 = self.weight.reshape((out, c))?;
-            let y = w2.broadcast_matmul(&x.reshape((n, c, h * w))?)?;
-            let y = y.broadcast_add(&self.bias.reshape((1, out, 1))?)?;
-            return y.reshape((n, out, h, w));
+    /// `act(conv(x) + bias (+ residual))`, with `act` ReLU6 or nothing. `x` is NHWC
+    /// except for a full convolution (the stem), which takes NCHW; all return NHWC.
+    fn forward(
+        &self,
+        x: &Tensor,
+        cfg: &EfficientNetConfig,
+        residual: Option<&Tensor>,
+        relu6: bool,
+    ) -> candle_core::Result<Tensor> {
+        match &self.kind {
+            Kind::Pointwise { weight } => {
+                let (n, h, w, c) = x.dims4()?;
+                let out = weight.dim(1)?;
+                let y = x.reshape((n * h * w, c))?.matmul(weight)?;
+                let r = residual.map(|r| r.reshape((n * h * w, out))).transpose()?;
+                bias_act(y, &self.bias, r.as_ref(), relu6)?.reshape((n, h, w, out))
+            }
+            Kind::Depthwise { taps, k, stride } => {
+                let (_, h, w, _) = x.dims4()?;
+                let (top, bottom) = cfg.pad(h, *k, *stride);
+                let (left, right) = cfg.pad(w, *k, *stride);
+                let pad = [top, bottom, left, right];
+                depthwise::conv(x, taps, &self.bias, *stride, pad, relu6)
+            }
+            Kind::Full { weight, k, stride } => {
+                let (_, _, h, w) = x.dims4()?;
+                let (top, bottom) = cfg.pad(h, *k, *stride);
+                let (left, right) = cfg.pad(w, *k, *stride);
+                let x = x.pad_with_zeros(D::Minus2, top, bottom)?.pad_with_zeros(
+                    D::Minus1,
+                    left,
+                    right,
+                )?;
+                let y = x.conv2d(weight, 0, *stride, 1, 1)?;
+                let y = y.permute((0, 2, 3, 1))?.contiguous()?;
+                bias_act(y, &self.bias, residual, relu6)
+            }
         }
-        let (top, bottom) = cfg.pad(h, self.kernel, self.stride);
-        let (left, right) = cfg.pad(w, self.kernel, self.stride);
-        if self.depthwise {
-            let pad = [top, bottom, left, right];
-            return depthwise::conv(x, &self.weight, &self.bias, self.stride, pad);
-        }
-        let x = x
-            .pad_with_zeros(D::Minus2, top, bottom)?
-            .pad_with_zeros(D::Minus1, left, right)?;
-        let y = x.conv2d(&self.weight, 0, self.stride, 1, 1)?;
-        y.broadcast_add(&self.bias.reshape((1, out, 1, 1))?)
     }
-}
-
-fn relu6(x: &Tensor) -> candle_core::Result<Tensor> {
-    x.clamp(0f32, 6f32)
 }
 
 #[derive(Debug, Clone)]
@@ -189,20 +224,20 @@ impl EfficientNet {
     /// Logits `[n, num_classes]` for preprocessed pixels `[n, 3, h, w]`.
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let cfg = &self.config;
-        let mut x = relu6(&self.stem.forward(x, cfg)?)?;
+        let mut x = self.stem.forward(x, cfg, None, true)?;
         for b in &self.blocks {
             let input = x.clone();
             if let Some(e) = &b.expand {
-                x = relu6(&e.forward(&x, cfg)?)?;
+                x = e.forward(&x, cfg, None, true)?;
             }
-            x = relu6(&b.depthwise.forward(&x, cfg)?)?;
-            x = b.project.forward(&x, cfg)?;
-            if b.residual {
-                x = (x + input)?;
-            }
+            x = b.depthwise.forward(&x, cfg, None, true)?;
+            x = b
+                .project
+                .forward(&x, cfg, b.residual.then_some(&input), false)?;
         }
-        let x = relu6(&self.head.forward(&x, cfg)?)?;
-        let pooled = x.flatten_from(2)?.mean(D::Minus1)?;
+        let x = self.head.forward(&x, cfg, None, true)?;
+        let (n, h, w, c) = x.dims4()?;
+        let pooled = x.reshape((n, h * w, c))?.mean(1)?;
         self.fc.forward(&pooled)
     }
 }

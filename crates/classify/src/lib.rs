@@ -7,6 +7,7 @@
 //!   hostile input.
 //! - [`preprocess`]: shorter side to 256 (Pillow bicubic), center crop 224, `(x - 127) / 128`.
 
+mod bias_act;
 mod classifier;
 pub mod config;
 mod depthwise;
