@@ -53,6 +53,10 @@ pub struct AskOutcome {
     /// Images that could not be read, each naming its file; the others were still used.
     pub errors: Vec<String>,
     pub probes: Vec<probe::ImageProbe>,
+    /// The words that went in as the user's turn (typed, or spoken with nothing typed).
+    pub user_turn: Option<String>,
+    /// The labels of the parts fenced as data (transcripts of clips, images, probes).
+    pub data_parts: Vec<String>,
     pub generation: Generation,
     pub stages: Vec<StageMetrics>,
 }
@@ -175,6 +179,8 @@ pub fn ask(
     for img in &mut images {
         img.embedding = None;
     }
+    let user_turn = prompt.question.as_ref().map(|q| q.text.clone());
+    let data_parts = prompt.context.iter().map(|c| c.label.clone()).collect();
     let (tx, events) = crossbeam_channel::unbounded();
     let mut request = LlmRequest::new(prompt);
     request.params = def.gen_params();
@@ -199,6 +205,8 @@ pub fn ask(
         images,
         errors,
         probes,
+        user_turn,
+        data_parts,
         generation,
         stages,
     })

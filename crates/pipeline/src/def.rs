@@ -179,13 +179,10 @@ pub fn load(name: &str) -> Result<PipelineDef> {
         Some((_, text)) => text.to_string(),
         None => std::fs::read_to_string(name).map_err(|e| {
             let known: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
-            PipelineError::Definition {
-                name: name.to_string(),
-                message: format!(
-                    "unknown (built in: {}; or a .toml path): {e}",
-                    known.join(", ")
-                ),
-            }
+            PipelineError::invalid(format!(
+                "unknown pipeline `{name}` (built in: {}; or a .toml path: {e})",
+                known.join(", ")
+            ))
         })?,
     };
     let def: PipelineDef = toml::from_str(&text).map_err(|e| PipelineError::Definition {

@@ -85,6 +85,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "images": outcome.images,
             "errors": outcome.errors,
             "probes": outcome.probes,
+            "user_turn": outcome.user_turn,
+            "data_parts": outcome.data_parts,
             "answer": g.text,
             "finish": g.finish,
             "prompt_tokens": g.prompt_tokens,
