@@ -114,7 +114,8 @@ pub fn ask(
     let stopped = || PipelineError::invalid("a stage stopped before answering");
 
     if let Some(path) = &req.audio {
-        let clip = percept_media::decode_file(path, percept_media::SPEECH_RATE)?;
+        let limits = def.audio_limits(percept_media::AudioLimits::CLI);
+        let clip = percept_media::decode_file_with(path, percept_media::SPEECH_RATE, &limits)?;
         audio_in.send(clip).map_err(|_| stopped())?;
     }
     drop(audio_in);

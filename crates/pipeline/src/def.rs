@@ -9,6 +9,7 @@
 use crate::device::DeviceSpec;
 use crate::error::{PipelineError, Result};
 use percept_llm::{GenParams, SamplingParams};
+use percept_media::AudioLimits;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -74,6 +75,7 @@ pub struct Overrides {
     pub sampling: Sampling,
     pub tags: Option<usize>,
     pub convert_q8: bool,
+    pub max_audio_s: Option<u32>,
 }
 /// LLM sampling; a key left out takes percept-llm's default (greedy, 512 tokens).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -139,6 +141,10 @@ pub struct Runtime {
     /// Compute threads for the model stages (default: all cores).
     #[serde(default)]
     pub threads: Option<usize>,
+    /// Longest audio decoded per file, in seconds (default: 4 h on the command line, 1 h in
+    /// the server).
+    #[serde(default)]
+    pub max_audio_s: Option<u32>,
 }
 
 impl Default for Runtime {
@@ -146,6 +152,7 @@ impl Default for Runtime {
         Runtime {
             channel_capacity: 4,
             threads: None,
+            max_audio_s: None,
         }
     }
 }
@@ -240,6 +247,7 @@ impl PipelineDef {
         opt(&mut s.seed, f.seed);
         opt(&mut s.max_tokens, f.max_tokens);
         opt(&mut self.vision.tags, o.tags);
+        opt(&mut self.runtime.max_audio_s, o.max_audio_s);
         self.convert_q8 |= o.convert_q8;
     }
 
@@ -263,12 +271,22 @@ impl PipelineDef {
         }
     }
 
-    /// Whisper decoding for files and spoken questions.
+    /// Audio decoding limits: `runtime.max_audio_s` over `base` (the command line's or the
+    /// server's preset).
+    pub fn audio_limits(&self, base: AudioLimits) -> AudioLimits {
+        match self.runtime.max_audio_s {
+            Some(s) => base.with_max_seconds(s),
+            None => base,
+        }
+    }
+
+    /// Whisper decoding for files and spoken questions (command-line audio limits).
     pub fn whisper_options(&self) -> percept_whisper::Options {
         percept_whisper::Options {
             beam_size: self.speech.beam.unwrap_or(1).max(1),
             language: self.speech.language.clone(),
             trim_short_window: self.speech.short_window.unwrap_or(false),
+            audio_limits: self.audio_limits(AudioLimits::CLI),
             ..percept_whisper::Options::default()
         }
     }

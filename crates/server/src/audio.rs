@@ -128,6 +128,7 @@ async fn handle(
         language: form.language,
         task,
         initial_prompt: form.prompt,
+        audio_limits: st.config.speech.audio_limits,
         ..Options::default()
     };
     let t = workers

@@ -61,7 +61,8 @@ pub struct Config {
     pub defaults: GenParams,
     /// System message used when a request has none.
     pub system: Option<String>,
-    /// Whisper decoding for spoken questions (the pipeline's, as `ask` uses it).
+    /// Whisper decoding for spoken questions (the pipeline's, as `ask` uses it), with the
+    /// server's audio limits (`AudioLimits::SERVER` unless `--max-audio-s`).
     pub speech: percept_whisper::Options,
 }
 

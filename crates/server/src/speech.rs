@@ -18,7 +18,10 @@ pub struct AudioInput {
 
 /// Decodes through a temporary file because percept-media's decoder reads files; the file
 /// is removed when this returns.
-pub fn decode_audio(input: &AudioInput) -> Result<AudioClip, ApiError> {
+pub fn decode_audio(
+    input: &AudioInput,
+    limits: &percept_media::AudioLimits,
+) -> Result<AudioClip, ApiError> {
     let bad = |m: String| {
         ApiError::invalid(input.param.clone(), format!("cannot use this audio: {m}"))
             .with_code("invalid_audio")
@@ -40,7 +43,7 @@ pub fn decode_audio(input: &AudioInput) -> Result<AudioClip, ApiError> {
         .and_then(|_| file.flush())
         .map_err(|e| ApiError::internal(format!("cannot write a temporary file: {e}")))?;
     let tmp = file.path().display().to_string();
-    let mut clip = percept_media::decode_file(file.path(), percept_media::SPEECH_RATE)
+    let mut clip = percept_media::decode_file_with(file.path(), percept_media::SPEECH_RATE, limits)
         .map_err(|e| bad(e.to_string().replace(&tmp, &input.name)))?;
     clip.source = input.name.clone();
     Ok(clip)

@@ -82,7 +82,7 @@ impl Workers {
                         .clips
                         .iter()
                         .map(|clip| {
-                            let audio = decode_audio(clip)?;
+                            let audio = decode_audio(clip, &job.options.audio_limits)?;
                             whisper
                                 .transcribe_clip(&audio, &job.options)
                                 .map_err(|e| speech_error(clip, e))

@@ -20,6 +20,9 @@ pub struct PipelineArgs {
     /// CLIP tags per image (default: the pipeline's, 5).
     #[arg(long)]
     pub tags: Option<usize>,
+    /// Longest audio decoded per file, in seconds (default: 14400; 3600 in `serve`).
+    #[arg(long)]
+    pub max_audio_s: Option<u32>,
 }
 
 /// `--device`: every stage's device, on commands where `--device` means nothing else.
@@ -113,6 +116,7 @@ pub fn resolve(
         .as_ref()
         .map(|d| d.to_string_lossy().into_owned());
     o.tags = pipeline.tags;
+    o.max_audio_s = pipeline.max_audio_s;
     o.device = device.map(str::to_string);
     def.apply(&o);
     def.runtime.apply_threads();

@@ -55,7 +55,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         grace: Duration::from_secs(args.grace_s),
         defaults: args.llm.gen_params(&def),
         system: def.system.clone(),
-        speech: def.whisper_options(),
+        speech: percept_whisper::Options {
+            audio_limits: def.audio_limits(percept_media::AudioLimits::SERVER),
+            ..def.whisper_options()
+        },
     };
     let grace = args.grace_s;
     let loader = Box::new(move || load(&def).map_err(|e| format!("{e:#}")));

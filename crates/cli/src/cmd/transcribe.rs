@@ -47,6 +47,9 @@ pub struct Args {
     /// window, like whisper.cpp's --audio-ctx: several times faster on short clips.
     #[arg(long)]
     pub short_window: bool,
+    /// Longest audio decoded per file, in seconds.
+    #[arg(long, default_value_t = percept_media::AudioLimits::CLI.max_seconds)]
+    pub max_audio_s: u32,
     #[command(flatten)]
     pub device: super::common::DeviceArg,
 }
@@ -75,6 +78,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         beam_size: args.beam as usize,
         initial_prompt: args.initial_prompt.clone(),
         trim_short_window: args.short_window,
+        audio_limits: percept_media::AudioLimits::CLI.with_max_seconds(args.max_audio_s),
         ..Options::default()
     };
     if let Some(d) = &args.out_dir {

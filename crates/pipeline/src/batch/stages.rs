@@ -104,7 +104,8 @@ pub fn run(
     let (audio_in, audio_rx) = pipeline.input::<Job>();
     let (image_in, image_rx) = pipeline.input::<Job>();
     let (llm_in, llm_rx) = pipeline.input::<Work>();
-    let clips = pipeline.add(decode_audio(counts.clone()), audio_rx);
+    let limits = models.whisper_options.audio_limits;
+    let clips = pipeline.add(decode_audio(counts.clone(), limits), audio_rx);
     let transcripts = pipeline.add(speech(models, counts.clone()), clips);
     let images = pipeline.add(decode_image(counts.clone()), image_rx);
     let contexts = pipeline.add(vision(models, counts.clone()), images);
@@ -219,7 +220,10 @@ fn timed<T>(timings: &mut Timings, stage: &'static str, f: impl FnOnce() -> T) -
 
 type Stage<I, O> = FnStage<I, O, Box<dyn FnMut(I) -> Result<O, StageError> + Send>>;
 
-fn decode_audio(counts: Arc<StageCounts>) -> Stage<Job, (Work, AudioClip)> {
+fn decode_audio(
+    counts: Arc<StageCounts>,
+    limits: percept_media::AudioLimits,
+) -> Stage<Job, (Work, AudioClip)> {
     FnStage::new(
         "decode-audio",
         Box::new(move |job: Job| {
@@ -229,7 +233,7 @@ fn decode_audio(counts: Arc<StageCounts>) -> Stage<Job, (Work, AudioClip)> {
                 ..Work::default()
             };
             let clip = timed(&mut w.timings, "decode", || {
-                percept_media::decode_file(&job.path, percept_media::SPEECH_RATE)
+                percept_media::decode_file_with(&job.path, percept_media::SPEECH_RATE, &limits)
             });
             counts.decode.fetch_add(1, Ordering::Relaxed);
             counts.settle(w, clip.map_err(|e| StageError::new(e.to_string())))
