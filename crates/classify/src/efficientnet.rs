@@ -10,6 +10,7 @@ use crate::bias_act::bias_act;
 use crate::config::EfficientNetConfig;
 use crate::depthwise;
 use crate::error::ClassifyError;
+use crate::im2col;
 use candle_core::{DType, Device, Module, Tensor, D};
 use std::collections::HashMap;
 
@@ -33,9 +34,11 @@ enum Kind {
         k: usize,
         stride: usize,
     },
-    /// A full convolution on NCHW input (the stem): `weight` [out, in, k, k].
+    /// A full convolution on NCHW input (the stem): `weight` [out, in, k, k], and the
+    /// same as `cols` [k * k * in, out] for patches in (ky, kx, in) order.
     Full {
         weight: Tensor,
+        cols: Tensor,
         k: usize,
         stride: usize,
     },
@@ -93,8 +96,14 @@ impl Weights<'_> {
                 let taps = weight.reshape((out, k * k))?.t()?.contiguous()?;
                 Kind::Depthwise { taps, k, stride }
             } else {
+                let cols = weight.permute((2, 3, 1, 0))?.reshape((k * k * cin, out))?;
                 let weight = weight.contiguous()?;
-                Kind::Full { weight, k, stride }
+                Kind::Full {
+                    weight,
+                    cols,
+                    k,
+                    stride,
+                }
             };
             Ok(FoldedConv { kind, bias })
         };
@@ -127,17 +136,31 @@ impl FoldedConv {
                 let pad = [top, bottom, left, right];
                 depthwise::conv(x, taps, &self.bias, *stride, pad, relu6)
             }
-            Kind::Full { weight, k, stride } => {
-                let (_, _, h, w) = x.dims4()?;
+            Kind::Full {
+                weight,
+                cols,
+                k,
+                stride,
+            } => {
+                let (n, _, h, w) = x.dims4()?;
                 let (top, bottom) = cfg.pad(h, *k, *stride);
                 let (left, right) = cfg.pad(w, *k, *stride);
-                let x = x.pad_with_zeros(D::Minus2, top, bottom)?.pad_with_zeros(
-                    D::Minus1,
-                    left,
-                    right,
-                )?;
-                let y = x.conv2d(weight, 0, *stride, 1, 1)?;
-                let y = y.permute((0, 2, 3, 1))?.contiguous()?;
+                let out = weight.dim(0)?;
+                let on_cpu = matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32;
+                let y = if on_cpu {
+                    let pad = [top, bottom, left, right];
+                    let p = im2col::patches(x, *k, *stride, pad)?;
+                    let (oh, ow) = (
+                        (h + top + bottom - k) / stride + 1,
+                        (w + left + right - k) / stride + 1,
+                    );
+                    p.matmul(cols)?.reshape((n, oh, ow, out))?
+                } else {
+                    let x = x.pad_with_zeros(D::Minus2, top, bottom)?;
+                    let x = x.pad_with_zeros(D::Minus1, left, right)?;
+                    let y = x.conv2d(weight, 0, *stride, 1, 1)?;
+                    y.permute((0, 2, 3, 1))?.contiguous()?
+                };
                 bias_act(y, &self.bias, residual, relu6)
             }
         }

@@ -13,6 +13,7 @@ pub mod config;
 mod depthwise;
 pub mod efficientnet;
 mod error;
+mod im2col;
 mod pickle;
 pub mod preprocess;
 pub mod pth;
