@@ -16,6 +16,9 @@ use std::collections::HashMap;
 
 type Result<T> = std::result::Result<T, ClassifyError>;
 
+/// Images per forward pass on the CPU (see [`EfficientNet::forward`]).
+pub const CPU_CHUNK: usize = 4;
+
 /// A convolution with its batch norm folded in: `conv(x, w * s) + (beta - mean * s)`
 /// where `s = gamma / sqrt(var + eps)`. Equal to conv-then-BN in inference, one pass fewer.
 #[derive(Debug, Clone)]
@@ -245,7 +248,24 @@ impl EfficientNet {
     }
 
     /// Logits `[n, num_classes]` for preprocessed pixels `[n, 3, h, w]`.
+    ///
+    /// On the CPU a large batch runs in chunks of [`CPU_CHUNK`] images: the first blocks'
+    /// activations grow by 38 MB per 8 images at 224x224, and a chunk whose activations
+    /// stay in the last-level cache is faster per image than the whole batch at once
+    /// (batch 8 on a 2-core Xeon: about 200 ms in chunks of 1, 2 or 4, 220-265 ms whole).
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let n = x.dim(0)?;
+        if matches!(x.device(), Device::Cpu) && n > CPU_CHUNK {
+            let parts = (0..n)
+                .step_by(CPU_CHUNK)
+                .map(|i| self.forward_all(&x.narrow(0, i, CPU_CHUNK.min(n - i))?))
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            return Tensor::cat(&parts, 0);
+        }
+        self.forward_all(x)
+    }
+
+    fn forward_all(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let cfg = &self.config;
         let mut x = self.stem.forward(x, cfg, None, true)?;
         for b in &self.blocks {
