@@ -1,13 +1,11 @@
 //! `percept batch DIR`: every image and audio file under DIR through the stages, one JSON
 //! line each in `--out`; a rerun resumes. Choices are documented in `crate::batch`.
 
-use super::common::{resolve, show_notices, DeviceArg, LlmArgs, PipelineArgs};
+use super::common::{resolve, DeviceArg, LlmArgs, PipelineArgs};
 use crate::progress::Progress;
 use anyhow::Context;
-use globset::{Glob, GlobSetBuilder};
-use percept_pipeline::batch::journal::{Done, Journal};
-use percept_pipeline::batch::record::Kind;
-use percept_pipeline::batch::{models, partition, process, record_line, walk, RunOptions, Tally};
+use percept_pipeline::batch::{run_folder, FolderObserver, FolderRun, Observer, StageCounts};
+use std::cell::OnceCell;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -43,12 +41,32 @@ pub struct Args {
     pub llm: LlmArgs,
 }
 
-pub(crate) fn globs(patterns: &[String]) -> anyhow::Result<globset::GlobSet> {
-    let mut b = GlobSetBuilder::new();
-    for p in patterns {
-        b.add(Glob::new(p).with_context(|| format!("--exclude {p}"))?);
+/// Notices on stderr, then the progress bar once the stages are loaded.
+#[derive(Default)]
+struct View(OnceCell<Progress>);
+
+impl Observer for View {
+    fn file(&self, name: &str, what: &str, counts: &StageCounts) {
+        if let Some(p) = self.0.get() {
+            p.file(name, what, counts);
+        }
     }
-    Ok(b.build()?)
+
+    fn tick(&self, counts: &StageCounts) {
+        if let Some(p) = self.0.get() {
+            p.tick(counts);
+        }
+    }
+}
+
+impl FolderObserver for View {
+    fn notice(&self, line: &str) {
+        eprintln!("percept: {line}");
+    }
+
+    fn begin(&self, total: u64) {
+        let _ = self.0.set(Progress::new(total));
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -58,42 +76,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.device.device.as_deref(),
         Some(&args.llm),
     )?;
-    anyhow::ensure!(
-        args.dir.exists(),
-        "{}: no such file or directory",
-        args.dir.display()
-    );
-    let opened = Journal::open(&args.out)?;
-    let mut journal = opened.journal;
-    let scan = opened.scan;
-    if scan.cut_bytes > 0 {
-        eprintln!(
-            "percept: {}: cut {} bytes of an unfinished last record (from an interrupted run)",
-            args.out.display(),
-            scan.cut_bytes
-        );
-    }
-    if scan.bad_lines > 0 {
-        eprintln!(
-            "percept: {}: {} lines are not records; kept as they are",
-            args.out.display(),
-            scan.bad_lines
-        );
-    }
-    let done = Done::from_records(&scan.records, args.retry_errors);
-    let walked = walk::walk(&args.dir, &globs(&args.exclude)?, Some(&args.out))?;
-    for note in &walked.notes {
-        eprintln!("percept: {note}");
-    }
-    let found = walked.entries.len();
-    let todo: Vec<_> = walked
-        .entries
-        .into_iter()
-        .filter(|e| !done.contains(&e.display, e.size, e.mtime))
-        .collect();
-    let skipped = found - todo.len();
-    let (work, direct) = partition(todo);
-
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -106,69 +88,37 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         })
         .context("installing the Ctrl-C handler")?;
     }
-    // Models load before the bar appears, so their messages do not tear it.
-    let will_run = !work.is_empty() && (direct.is_empty() || args.keep_going);
-    let models = if will_run {
-        let (models, notices) = models::load(
-            &def,
-            work.iter().any(|e| e.kind == Kind::Audio),
-            work.iter().any(|e| e.kind == Kind::Image),
-            args.question.is_some(),
-        )?;
-        show_notices(&notices);
-        Some(models)
-    } else {
-        None
+    let run = FolderRun {
+        dir: args.dir.clone(),
+        out: args.out.clone(),
+        exclude: args.exclude.clone(),
+        question: args.question.clone(),
+        keep_going: args.keep_going,
+        retry_errors: args.retry_errors,
+        queue: args.queue,
     };
-    let progress = Progress::new((work.len() + direct.len()) as u64);
-    let mut tally = Tally::default();
-    for e in &direct {
-        let err = e.error.clone().unwrap_or_default();
-        let (_, line) = record_line(e, &Err((err.clone(), Default::default())));
-        journal.append(&line)?;
-        tally.error += 1;
-        progress.file(&e.display, &format!("error: {err}"), &Default::default());
+    let view = View::default();
+    let summary = run_folder(&def, &run, &stop, &view)?;
+    if let Some(p) = view.0.get() {
+        p.finish();
     }
-    if tally.error > 0 && !args.keep_going {
-        stop.store(true, Ordering::SeqCst);
-    }
-    if let (Some(models), false) = (&models, stop.load(Ordering::SeqCst)) {
-        let opts = RunOptions {
-            question: args.question.clone(),
-            sequential: false,
-            capacity: args.queue.unwrap_or(def.runtime.channel_capacity),
-        };
-        let mut write = |line: &str| journal.append(line);
-        process(
-            models,
-            &work,
-            &opts,
-            &stop,
-            !args.keep_going,
-            &progress,
-            &mut tally,
-            &mut write,
-        )?;
-    }
-    progress.finish();
-    let not_started = (work.len() + direct.len()) as u64 - tally.ok - tally.error;
     eprintln!(
         "batch: {} ok, {} error, {} skipped (already in {}){} in {:.1} s",
-        tally.ok,
-        tally.error,
-        skipped,
+        summary.ok,
+        summary.error,
+        summary.skipped,
         args.out.display(),
-        if not_started > 0 {
-            format!(", {not_started} not started")
+        if summary.not_started > 0 {
+            format!(", {} not started", summary.not_started)
         } else {
             String::new()
         },
         started.elapsed().as_secs_f64()
     );
-    if tally.error > 0 && !args.keep_going {
+    if summary.error > 0 && !args.keep_going {
         anyhow::bail!(
             "{} files failed (see {}); --keep-going processes every file and exits 0",
-            tally.error,
+            summary.error,
             args.out.display()
         );
     }

@@ -38,10 +38,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             );
             Clip::random(&ClipConfig::vit_b32(), &device)?
         }
-        (None, Some(dir)) => Clip::load(dir, &device)?,
-        (None, None) => {
-            let dir = percept_models::locate(percept_clip::MODEL_ID)?;
-            Clip::load(&dir, &device)?
+        (None, dir) => {
+            super::common::require_clip(&super::common::vision_def(dir.as_deref(), None)?)?
         }
     };
     let load_s = loaded.elapsed().as_secs_f64();

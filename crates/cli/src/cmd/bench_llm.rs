@@ -1,8 +1,9 @@
 //! `percept bench llm`: load time, prefill and decode speed, peak memory of the text LLM.
 
 use super::bench_util;
-use anyhow::Context;
-use percept_llm::{argmax, Engine, LoadOptions, DEFAULT_MODEL};
+use super::common::DeviceArg;
+use percept_llm::{argmax, DEFAULT_MODEL};
+use percept_pipeline::{load_def, load_llm, Overrides};
 use std::time::Instant;
 
 #[derive(Debug, clap::Args)]
@@ -22,6 +23,8 @@ pub struct Args {
     pub convert_q8: bool,
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub device: DeviceArg,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -29,13 +32,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.prompt_tokens > 0 && args.gen_tokens > 0,
         "--prompt-tokens and --gen-tokens must be > 0"
     );
-    let opts = LoadOptions {
-        convert_to_q8: args.convert_q8,
-        ..LoadOptions::default()
-    };
+    let mut def = load_def("default")?;
+    def.apply(&Overrides {
+        llm: Some(args.model.clone()),
+        device: args.device.device.clone(),
+        convert_q8: args.convert_q8,
+        ..Overrides::default()
+    });
     let t = Instant::now();
-    let mut engine = Engine::load(&args.model, &opts)
-        .with_context(|| format!("loading model `{}`", args.model))?;
+    let mut engine = load_llm(&def)?.engine;
     let load_s = t.elapsed().as_secs_f64();
     let text = "The history of natural language processing generally started in the 1950s, \
                 although work can be found from earlier periods. ";

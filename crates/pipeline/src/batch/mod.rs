@@ -10,6 +10,7 @@
 //! - Without `--keep-going` the first failure stops new files from starting (those in flight
 //!   finish and are recorded) and the exit status is non-zero.
 
+pub mod folder;
 pub mod journal;
 pub mod models;
 pub mod record;
@@ -17,6 +18,7 @@ pub mod sniff;
 pub mod stages;
 pub mod walk;
 
+pub use folder::{run_folder, FolderObserver, FolderRun, Summary};
 use record::{Kind, Record, Results, Status, Timings};
 use stages::Work;
 pub use stages::{RunOptions, StageCounts};
