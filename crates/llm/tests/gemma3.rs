@@ -33,5 +33,8 @@ fn gemma3_270m_completes_known_facts_and_sequences() {
     let text = complete(&mut e, "The Eiffel Tower is located in the city of", 6);
     assert!(text.contains("Paris"), "completion: {text:?}");
     let text = complete(&mut e, "1, 2, 3, 4, 5,", 8);
-    assert!(text.trim_start().starts_with("6, 7, 8"), "completion: {text:?}");
+    assert!(
+        text.trim_start().starts_with("6, 7, 8"),
+        "completion: {text:?}"
+    );
 }
