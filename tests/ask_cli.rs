@@ -377,3 +377,55 @@ fn a_spoken_question_is_the_users_turn_and_a_clip_beside_typing_is_data() {
     assert!(answer.contains("paris"), "{answer}");
     assert_ne!(answer, "pwned", "the clip's words were obeyed");
 }
+
+/// Without CLIP, the ImageNet classifier (in the default model set) still says what each
+/// bundled photo shows, and the quality pipeline's answer builds on it (SmolLM2 135M, the
+/// default LLM, often ignores the labels). The photos are copied under a neutral name so the
+/// file name cannot give the answer away.
+#[test]
+fn the_classifier_names_the_subject_of_bundled_photos() {
+    let empty = tempfile::tempdir().expect("tmp");
+    let cases = [
+        ("assets/images/chelsea.png", &["cat"][..]),
+        (
+            "assets/images/coffee.png",
+            &["espresso", "coffee", "cup"][..],
+        ),
+        (
+            "assets/images/rocket.jpg",
+            &["missile", "rocket", "projectile"][..],
+        ),
+    ];
+    for (i, (image, words)) in cases.into_iter().enumerate() {
+        let ext = image.rsplit('.').next().unwrap_or("png");
+        let photo = empty.path().join(format!("photo{i}.{ext}"));
+        std::fs::copy(image, &photo).expect("copy");
+        let v = json(&percept(&[
+            "ask",
+            "--pipeline",
+            "quality",
+            "--image",
+            photo.to_str().expect("utf8"),
+            "--clip-dir",
+            empty.path().to_str().expect("utf8"),
+            "--max-tokens",
+            "32",
+            "--json",
+            "What is in this picture?",
+        ]));
+        let labels = v["images"][0]["labels"].as_array().expect("labels");
+        let names: Vec<String> = labels
+            .iter()
+            .map(|l| l["label"].as_str().unwrap_or("").to_lowercase())
+            .collect();
+        assert!(
+            names.iter().any(|n| words.iter().any(|w| n.contains(w))),
+            "{image}: {names:?}"
+        );
+        let answer = normalise(v["answer"].as_str().expect("answer"));
+        assert!(
+            words.iter().any(|w| answer.contains(w)),
+            "{image}: {answer}"
+        );
+    }
+}

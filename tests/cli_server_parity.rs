@@ -57,6 +57,8 @@ fn ask_and_serve_give_the_same_transcript_tags_and_answer() {
     );
     let (a, b) = (&cli["images"][0], &srv["percept"]["images"][0]);
     assert_eq!(a["tags"], b["tags"], "tags");
+    assert_eq!(a["labels"], b["labels"], "ImageNet labels");
+    assert!(a["labels"].as_array().is_some_and(|l| !l.is_empty()), "{a}");
     assert_eq!(a["facts"], b["facts"], "facts");
     let answer = cli["answer"].as_str().expect("cli answer");
     assert!(!answer.trim().is_empty());

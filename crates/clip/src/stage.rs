@@ -44,6 +44,7 @@ impl VisionStage {
             tags,
             facts: image.facts.clone(),
             embedding: self.keep_embedding.then_some(emb),
+            labels: Vec::new(),
         })
     }
 }

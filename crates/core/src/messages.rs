@@ -112,7 +112,11 @@ pub struct Tag {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct VisionContext {
     pub source: String,
+    /// CLIP's zero-shot tags (empty without CLIP weights).
     pub tags: Vec<Tag>,
+    /// The ImageNet classifier's top classes (empty without its weights).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<Tag>,
     pub facts: ImageFacts,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub embedding: Option<Vec<f32>>,
@@ -122,12 +126,12 @@ impl VisionContext {
     /// The facts and tags as the lines a prompt's data part carries: one description shared
     /// by `ask`, `listen`, `batch` and the server, so every front end shows the model the same.
     pub fn describe(&self) -> String {
-        describe_image(&self.facts, &self.tags)
+        describe_image(&self.facts, &self.tags, &self.labels)
     }
 }
 
 /// [`VisionContext::describe`] for facts and tags held apart (as `batch` records them).
-pub fn describe_image(facts: &ImageFacts, tags: &[Tag]) -> String {
+pub fn describe_image(facts: &ImageFacts, tags: &[Tag], labels: &[Tag]) -> String {
     let f = facts;
     let mut lines = vec![format!("{}x{} pixels, {}", f.width, f.height, f.format)];
     lines.extend(f.extra.iter().map(|(k, v)| format!("{k}: {v}")));
@@ -139,6 +143,17 @@ pub fn describe_image(facts: &ImageFacts, tags: &[Tag]) -> String {
         lines.push(format!(
             "what the image shows, by CLIP: {}",
             tags.join(", ")
+        ));
+    }
+    if !labels.is_empty() {
+        let labels: Vec<String> = labels
+            .iter()
+            .map(|t| format!("{} ({:.0}%)", t.label, t.score * 100.0))
+            .collect();
+        lines.push(format!(
+            "what the image shows, by an ImageNet classifier (1000 everyday object classes; \
+             the likeliest first, and it can be wrong): {}",
+            labels.join(", ")
         ));
     }
     lines.join("\n")

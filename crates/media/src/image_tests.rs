@@ -126,7 +126,7 @@ fn truncated_jpeg_decodes_with_a_truncated_fact() {
         cut.facts.extra.get(TRUNCATED_FACT).map(String::as_str),
         Some("true")
     );
-    assert!(percept_core::describe_image(&cut.facts, &[]).contains("truncated: true"));
+    assert!(percept_core::describe_image(&cut.facts, &[], &[]).contains("truncated: true"));
     let whole = decode_image_bytes("whole.jpg", &bytes, &opts()).unwrap();
     assert!(!whole.facts.extra.contains_key(TRUNCATED_FACT));
     // Bytes after the end marker are not truncation.

@@ -6,7 +6,7 @@
 
 use crate::def::PipelineDef;
 use crate::error::{PipelineError, Result};
-use crate::load::{facts_only, Stages};
+use crate::load::{add_labels, facts_only, Stages};
 use crate::probe;
 use crate::prompt::question_prompt;
 use percept_core::{
@@ -78,6 +78,7 @@ pub fn ask(
     let Stages {
         speech,
         vision,
+        classifier,
         llm,
         notices: _,
     } = stages;
@@ -104,9 +105,15 @@ pub fn ask(
     });
     let scorer = vision.clone().filter(|_| probing);
     let contexts = pipeline.add(
-        FnStage::new("vision", move |img: DecodedImage| match &vision {
-            Some(stage) => stage.describe(&img).map_err(|e| e.to_string().into()),
-            None => Ok(facts_only(&img)),
+        FnStage::new("vision", move |img: DecodedImage| {
+            let mut ctx = match &vision {
+                Some(stage) => stage.describe(&img).map_err(|e| e.to_string())?,
+                None => facts_only(&img),
+            };
+            if let Some(c) = &classifier {
+                add_labels(c, &img, &mut ctx).map_err(|e| e.to_string())?;
+            }
+            Ok(ctx)
         }),
         image_rx,
     );

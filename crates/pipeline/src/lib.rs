@@ -21,7 +21,7 @@ pub use def::{builtin_names, load as load_def, Overrides, PipelineDef, Sampling,
 pub use device::DeviceSpec;
 pub use error::{PipelineError, Result};
 pub use load::{
-    facts_only, load_clip, load_llm, load_speech, load_stages, load_vision, missing_clip_line,
-    model_name, LabelChoice, Need, Stages,
+    add_labels, facts_only, load_classifier, load_clip, load_llm, load_speech, load_stages,
+    load_vision, missing_clip_line, model_name, LabelChoice, Need, Stages,
 };
 pub use prompt::{describe_image, question_prompt};

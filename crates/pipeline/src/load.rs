@@ -40,12 +40,18 @@ pub struct Llm {
     pub id: String,
 }
 
+/// The ImageNet classifier: runs on every image whatever else is present, so an image is
+/// never described by its file facts alone on a machine with only the default models.
+pub type Classifier = percept_classify::Classifier;
+
 /// What [`load_stages`] loaded, plus lines a front end should show the person (a missing
 /// CLIP model, a template warning).
 #[derive(Default)]
 pub struct Stages {
     pub speech: Option<Speech>,
     pub vision: Option<Vision>,
+    /// Loaded with the vision stage when its weights are here.
+    pub classifier: Option<Classifier>,
     pub llm: Option<Llm>,
     pub notices: Vec<String>,
 }
@@ -69,9 +75,16 @@ pub fn load_stages(def: &PipelineDef, need: Need) -> Result<Stages> {
         match load_vision(def, &LabelChoice::default())? {
             Some(v) => stages.vision = Some(v),
             None => stages.notices.push(format!(
-                "semantic tags unavailable: {} (using image facts only)",
+                "semantic tags unavailable: {} (open-vocabulary CLIP tags are off; the \
+                 ImageNet classifier and the image facts remain)",
                 missing_clip_line()
             )),
+        }
+        match load_classifier(def) {
+            Ok(c) => stages.classifier = Some(c),
+            Err(e) => stages
+                .notices
+                .push(format!("ImageNet labels unavailable: {e}")),
         }
     }
     if need.llm {
@@ -133,6 +146,39 @@ pub fn load_clip(def: &PipelineDef) -> Result<Option<Clip>> {
     }
 }
 
+/// The ImageNet classifier from the store (`percept models fetch` installs it).
+pub fn load_classifier(def: &PipelineDef) -> Result<Classifier> {
+    let dir = percept_models::locate(percept_classify::MODEL_ID)?;
+    let device = def.device_spec(StageKind::Vision)?.open()?;
+    let mut c = Classifier::load(&dir, &device)
+        .map_err(|e| PipelineError::stage(format!("loading {}", dir.display()), e))?;
+    c.top_k = LABELS;
+    Ok(c)
+}
+
+/// Classes per image: enough for a near-tie between breeds, few enough to read.
+const LABELS: usize = 3;
+
+/// Adds the classifier's top classes to what is known of `image`.
+pub fn add_labels(
+    classifier: &Classifier,
+    image: &DecodedImage,
+    ctx: &mut VisionContext,
+) -> Result<()> {
+    let top = classifier
+        .classify(&[image])
+        .map_err(|e| PipelineError::stage(format!("classifying {}", image.source), e))?;
+    ctx.labels = top
+        .into_iter()
+        .flatten()
+        .map(|l| percept_core::Tag {
+            label: l.name,
+            score: l.probability,
+        })
+        .collect();
+    Ok(())
+}
+
 pub fn load_llm(def: &PipelineDef) -> Result<Llm> {
     let opts = LoadOptions {
         device: def.device_spec(StageKind::Llm)?.open()?,
@@ -158,9 +204,8 @@ pub fn missing_clip_line() -> String {
 pub fn facts_only(image: &DecodedImage) -> VisionContext {
     VisionContext {
         source: image.source.clone(),
-        tags: Vec::new(),
         facts: image.facts.clone(),
-        embedding: None,
+        ..VisionContext::default()
     }
 }
 

@@ -73,6 +73,8 @@ pub struct Models {
     pub whisper: Option<(String, Whisper)>,
     /// CLIP with its label set; `None` without weights (image facts only, no embeddings).
     pub vision: Option<(String, VisionStage)>,
+    /// The ImageNet classifier; `None` without its weights.
+    pub classifier: Option<percept_pipeline::load::Classifier>,
 }
 
 /// What the caller may want to tell the user.

@@ -39,16 +39,22 @@ pub struct VisionJob {
     pub permit: Permit,
 }
 
-/// Owns CLIP (when its weights were found) on the vision thread.
+/// Owns CLIP and the ImageNet classifier (each when its weights were found) on the vision
+/// thread.
 pub struct VisionWorker {
     stage: Option<VisionStage>,
+    classifier: Option<percept_pipeline::load::Classifier>,
     opts: ImageOptions,
 }
 
 impl VisionWorker {
-    pub fn new(stage: Option<VisionStage>) -> Self {
+    pub fn new(
+        stage: Option<VisionStage>,
+        classifier: Option<percept_pipeline::load::Classifier>,
+    ) -> Self {
         VisionWorker {
             stage,
+            classifier,
             opts: ImageOptions::default(),
         }
     }
@@ -71,17 +77,17 @@ impl VisionWorker {
             .iter()
             .map(|img| {
                 let decoded = self.decode(img)?;
-                match &self.stage {
-                    Some(stage) => stage
-                        .describe(&decoded)
-                        .map_err(|e| ApiError::internal(format!("{}: CLIP failed: {e}", img.name))),
-                    None => Ok(VisionContext {
-                        source: decoded.source.clone(),
-                        tags: Vec::new(),
-                        facts: decoded.facts.clone(),
-                        embedding: None,
-                    }),
+                let mut ctx = match &self.stage {
+                    Some(stage) => stage.describe(&decoded).map_err(|e| {
+                        ApiError::internal(format!("{}: CLIP failed: {e}", img.name))
+                    })?,
+                    None => percept_pipeline::facts_only(&decoded),
+                };
+                if let Some(c) = &self.classifier {
+                    percept_pipeline::add_labels(c, &decoded, &mut ctx)
+                        .map_err(|e| ApiError::internal(e.to_string()))?;
                 }
+                Ok(ctx)
             })
             .collect()
     }

@@ -67,6 +67,7 @@ impl Workers {
             llm_id,
             whisper,
             vision,
+            classifier,
         } = models;
         let whisper_id = whisper.as_ref().map(|(id, _)| id.clone());
         let clip_id = vision.as_ref().map(|(id, _)| id.clone());
@@ -100,7 +101,7 @@ impl Workers {
         });
 
         let (vision_in, rx) = pipeline.input::<Timed<VisionJob>>();
-        let mut worker = VisionWorker::new(vision.map(|(_, v)| v));
+        let mut worker = VisionWorker::new(vision.map(|(_, v)| v), classifier);
         let m = metrics.clone();
         let out = pipeline.add(
             FnStage::new("vision", move |t: Timed<VisionJob>| {

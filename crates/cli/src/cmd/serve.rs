@@ -93,5 +93,6 @@ fn load(def: &PipelineDef) -> anyhow::Result<Models> {
         llm_id: llm.id,
         whisper: stages.speech.map(|s| (s.id, s.whisper)),
         vision: stages.vision.map(|v| (v.id, v.stage.without_embedding())),
+        classifier: stages.classifier,
     })
 }

@@ -18,6 +18,8 @@ pub struct Models {
     pub whisper_options: Options,
     /// None for images when CLIP weights are absent: tags are left empty, facts still come.
     pub vision: Option<Shared<VisionStage>>,
+    /// The ImageNet classifier, on every image when its weights are here.
+    pub classifier: Option<Shared<crate::load::Classifier>>,
     pub llm: Option<Shared<Engine>>,
     pub gen: GenParams,
     pub system: Option<String>,
@@ -43,6 +45,7 @@ pub fn load(
         vision: stages
             .vision
             .map(|v| Arc::new(Mutex::new(v.stage.without_embedding()))),
+        classifier: stages.classifier.map(|c| Arc::new(Mutex::new(c))),
         llm: stages.llm.map(|l| Arc::new(Mutex::new(l.engine))),
         gen: def.gen_params(),
         system: def.system.clone(),

@@ -30,6 +30,9 @@ pub struct Results {
     /// Image: CLIP tags (empty when CLIP weights are absent).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<Tag>>,
+    /// Image: the ImageNet classifier's top classes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<Tag>>,
     /// Image: facts read from the file itself.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub facts: Option<ImageFacts>,

@@ -16,7 +16,7 @@ use super::walk::Entry;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Select};
 use percept_core::{
     AudioClip, DecodedImage, Envelope, FnStage, Input, ItemError, Pipeline, PipelineReport, Prompt,
-    StageError, Untrusted, VisionContext,
+    StageError, Untrusted,
 };
 use percept_llm::answer;
 use percept_media::image::{decode_image_file, ImageOptions};
@@ -282,21 +282,24 @@ fn decode_image(counts: Arc<StageCounts>) -> Stage<Job, (Work, DecodedImage)> {
 
 fn vision(models: &Models, counts: Arc<StageCounts>) -> Stage<(Work, DecodedImage), Work> {
     let clip = models.vision.clone();
+    let classifier = models.classifier.clone();
     FnStage::new(
         "vision",
         Box::new(move |(mut w, img): (Work, DecodedImage)| {
             let ctx = timed(&mut w.timings, "vision", || match &clip {
                 Some(stage) => lock(stage).describe(&img).map_err(|e| e.to_string()),
-                None => Ok(VisionContext {
-                    source: img.source.clone(),
-                    tags: Vec::new(),
-                    facts: img.facts.clone(),
-                    embedding: None,
-                }),
+                None => Ok(crate::load::facts_only(&img)),
+            })
+            .and_then(|mut ctx| match &classifier {
+                Some(c) => crate::load::add_labels(&lock(c), &img, &mut ctx)
+                    .map(|()| ctx)
+                    .map_err(|e| e.to_string()),
+                None => Ok(ctx),
             });
             counts.vision.fetch_add(1, Ordering::Relaxed);
             let (mut w, ctx) = counts.settle(w, ctx.map_err(StageError::new))?;
             w.results.tags = Some(ctx.tags);
+            w.results.labels = Some(ctx.labels);
             w.results.facts = Some(ctx.facts);
             Ok(w)
         }),
@@ -346,7 +349,11 @@ fn context_of(w: &Work) -> Vec<Untrusted> {
     if let Some(f) = &w.results.facts {
         parts.push(Untrusted {
             label: format!("image {}", w.name),
-            text: percept_core::describe_image(f, w.results.tags.as_deref().unwrap_or_default()),
+            text: percept_core::describe_image(
+                f,
+                w.results.tags.as_deref().unwrap_or_default(),
+                w.results.labels.as_deref().unwrap_or_default(),
+            ),
         });
     }
     parts

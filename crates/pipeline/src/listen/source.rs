@@ -4,7 +4,8 @@
 use super::{NoticeFn, SourceThread};
 use crate::def::PipelineDef;
 use crate::error::Result;
-use crate::load::{facts_only, load_vision, missing_clip_line, LabelChoice};
+use crate::load::LabelChoice;
+use crate::load::{add_labels, facts_only, load_classifier, load_vision, missing_clip_line};
 use crate::prompt::describe_image;
 use percept_core::{Untrusted, VisionContext};
 use percept_listen::Notice;
@@ -80,7 +81,7 @@ pub fn describe_image_file(
 ) -> Result<(Untrusted, Vec<String>)> {
     let img = percept_media::image::decode_image_file(path, &Default::default())?;
     let mut notices = Vec::new();
-    let ctx: VisionContext = match load_vision(def, &LabelChoice::default())? {
+    let mut ctx: VisionContext = match load_vision(def, &LabelChoice::default())? {
         Some(v) => v.stage.without_embedding().describe(&img)?,
         None => {
             notices.push(format!(
@@ -90,5 +91,9 @@ pub fn describe_image_file(
             facts_only(&img)
         }
     };
+    match load_classifier(def) {
+        Ok(c) => add_labels(&c, &img, &mut ctx)?,
+        Err(e) => notices.push(format!("ImageNet labels unavailable: {e}")),
+    }
     Ok((describe_image(&ctx), notices))
 }
