@@ -17,7 +17,6 @@ mod im2col;
 mod pickle;
 pub mod preprocess;
 pub mod pth;
-mod resample;
 
 pub use classifier::{Classifier, Label, MODEL_ID};
 pub use config::{EfficientNetConfig, Padding, PreprocessConfig};

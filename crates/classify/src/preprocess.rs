@@ -3,7 +3,7 @@
 //! scripts/fixtures/efficientnet_reference.py does the same steps with Pillow.
 
 use crate::config::PreprocessConfig;
-use crate::resample::{resize_bicubic_rgb_window, Window};
+use percept_media::image_resize::{resize_bicubic_rgb_window, Window};
 
 /// Size after the shorter-side resize; the longer side is truncated like torchvision's
 /// `Resize(int)` and transformers' processors do.

@@ -15,7 +15,6 @@ pub mod index;
 pub mod labels;
 pub mod model;
 pub mod preprocess;
-mod resample;
 mod stage;
 pub mod tokenizer;
 

@@ -4,7 +4,7 @@
 //! `convert("RGB")` does (alpha dropped, gray replicated).
 
 use crate::config::PreprocessConfig;
-use crate::resample::{resize_bicubic_rgb_window, Window};
+use percept_media::image_resize::{resize_bicubic_rgb_window, Window};
 
 /// Output size of the shortest-edge resize, with transformers' float-then-truncate rule.
 pub fn resize_size(w: u32, h: u32, shortest_edge: u32) -> (u32, u32) {

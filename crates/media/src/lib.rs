@@ -8,6 +8,7 @@ pub mod image;
 mod image_colours;
 mod image_exif;
 mod image_jpeg;
+pub mod image_resize;
 
 pub use audio::{
     decode_file, decode_file_with, resample_clip, AudioError, AudioLimits, AudioStream,

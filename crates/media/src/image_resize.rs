@@ -1,7 +1,9 @@
 //! Pillow's `Image.resize(..., BICUBIC)` for RGB8, reproduced bit for bit.
 //!
-//! CLIP was trained on Pillow-resized images and transformers' `CLIPImageProcessor`
-//! still resizes with Pillow, so matching its rounding matters more than speed here.
+//! CLIP was trained on Pillow-resized images and transformers' `CLIPImageProcessor` still
+//! resizes with Pillow, as does the ImageNet classifier's reference; matching its rounding
+//! makes a model's preprocessed pixels identical to the reference's, which matters more than
+//! speed here. One copy serves every vision model.
 //! Pillow's algorithm (libImaging/Resample.c): a separable convolution with the cubic
 //! kernel (a = -0.5) whose support widens by the downscale factor (antialiasing);
 //! weights are normalised, turned into 22-bit fixed point, and each pass (horizontal
