@@ -405,6 +405,26 @@ fn errors_auth_and_local_files() {
     assert_eq!(v["percept"]["images"][0]["facts"]["format"], "png");
     let (st, v) = chat(image(format!("file://{}/../../Cargo.toml", dir.display())));
     assert!(error_of(st, &v, 400).0.contains("outside"), "{v}");
+    // RFC 8089: localhost is this machine; another host is refused.
+    let (st, v) = chat(image(format!(
+        "file://localhost{}",
+        dir.join("horse.png").display()
+    )));
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = chat(image("file://fileserver/srv/horse.png".into()));
+    assert!(error_of(st, &v, 400).0.contains("this machine"), "{v}");
+    // Outside --allow-dir, an existing file and a missing one get the same answer.
+    let probe = |path: &str| {
+        let (st, v) = chat(image(format!("file://{path}")));
+        let (msg, _, code) = error_of(st, &v, 400);
+        (msg.replace(path, "PATH"), code)
+    };
+    let existing = support::root().join("Cargo.toml");
+    let missing = support::root().join("no-such-file.toml");
+    let a = probe(existing.to_str().expect("utf8"));
+    let b = probe(missing.to_str().expect("utf8"));
+    assert_eq!(a, b);
+    assert_eq!(a.1, "path_not_allowed", "{a:?}");
 
     // Over --max-body-mb 1.
     let big = format!("data:image/png;base64,{}", "A".repeat(1_200_000));

@@ -248,7 +248,7 @@ fn image(
         return Ok(ImageInput { name, param, bytes });
     }
     if lower.starts_with("file://") {
-        let path = allowed_file(&url[7..], &param, policy)?;
+        let path = allowed_file(&url["file://".len()..], &param, policy)?;
         let file_name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -280,19 +280,54 @@ fn allowed_file(raw: &str, param: &str, policy: &MediaPolicy) -> Result<PathBuf,
             "file:// URLs are refused (the server was started without --allow-dir DIR)",
         ));
     }
-    let decoded = percent_decode(raw);
-    let path = Path::new(&decoded);
-    let canon = path
-        .canonicalize()
-        .map_err(|e| ApiError::invalid(param, format!("cannot open {decoded}: {e}")))?;
-    if !policy.allow_dirs.iter().any(|d| canon.starts_with(d)) {
+    // RFC 8089: `file:///p` and `file://localhost/p` name the local path /p; a file URL
+    // naming another host is not ours to read.
+    let (host, rest) = match raw.find('/') {
+        Some(i) => raw.split_at(i),
+        None => (raw, ""),
+    };
+    if !(host.is_empty() || host.eq_ignore_ascii_case("localhost")) {
         return Err(ApiError::invalid(
+            param,
+            "file:// URLs must name this machine (file:///path or file://localhost/path)",
+        ));
+    }
+    let decoded = percent_decode(rest);
+    let outside = || {
+        ApiError::invalid(
             param,
             format!("{decoded} is outside the directories allowed with --allow-dir"),
         )
-        .with_code("path_not_allowed"));
+        .with_code("path_not_allowed")
+    };
+    let inside = |p: &Path| policy.allow_dirs.iter().any(|d| p.starts_with(d));
+    // Outside the allowed directories, a missing file and an existing one get the same
+    // answer, so the error cannot be used to probe the rest of the disk.
+    match Path::new(&decoded).canonicalize() {
+        Ok(canon) if inside(&canon) => Ok(canon),
+        Ok(_) => Err(outside()),
+        Err(_) if !inside(&lexical(Path::new(&decoded))) => Err(outside()),
+        Err(e) => Err(ApiError::invalid(
+            param,
+            format!("cannot open {decoded}: {e}"),
+        )),
     }
-    Ok(canon)
+}
+
+/// `path` with `.` and `..` resolved without touching the disk (for a path that does not
+/// exist, so `canonicalize` cannot say where it points).
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn read_limited(path: &Path, param: &str, max: usize) -> Result<Vec<u8>, ApiError> {
