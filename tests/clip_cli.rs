@@ -112,6 +112,8 @@ fn tag_without_weights_prints_facts_and_one_line_hint() {
         out.contains("600x400 png") && out.contains("colours:"),
         "{out}"
     );
+    // The ImageNet classifier (default model set) still says what the photo shows.
+    assert!(out.contains("imagenet: espresso"), "{out}");
 }
 
 #[test]

@@ -6,7 +6,9 @@ use percept_clip::labels::{parse_vocabulary, CacheStatus, BUNDLED_LABELS};
 use percept_clip::TEMPLATES;
 use percept_core::{DecodedImage, VisionContext};
 use percept_media::image::{decode_image_file, ImageOptions};
-use percept_pipeline::{facts_only, load_vision, missing_clip_line, LabelChoice};
+use percept_pipeline::{
+    add_labels, facts_only, load_classifier, load_vision, missing_clip_line, LabelChoice,
+};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, clap::Args)]
@@ -76,16 +78,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             None
         }
     };
+    // The ImageNet classifier is in the default model set; without it, CLIP alone tags.
+    let classifier = match load_classifier(&def) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            eprintln!("percept: ImageNet labels unavailable: {e}");
+            None
+        }
+    };
     let opts = ImageOptions {
         gps_coordinates: args.gps,
         ..ImageOptions::default()
     };
     let mut failed = 0;
     for image in decode_each(&args.images, &opts, &mut failed) {
-        let ctx = match &stage {
+        let mut ctx = match &stage {
             Some(s) => s.describe(&image)?,
             None => facts_only(&image),
         };
+        if let Some(c) = &classifier {
+            add_labels(c, &image, &mut ctx)?;
+        }
         if args.json {
             println!("{}", serde_json::to_string(&ctx)?);
         } else {
@@ -124,6 +137,14 @@ fn print_text(ctx: &VisionContext) {
     println!("{}: {}x{} {}", ctx.source, f.width, f.height, f.format);
     for (k, v) in &f.extra {
         println!("  {k}: {v}");
+    }
+    if !ctx.labels.is_empty() {
+        let labels: Vec<String> = ctx
+            .labels
+            .iter()
+            .map(|t| format!("{} {:.3}", t.label, t.score))
+            .collect();
+        println!("  imagenet: {}", labels.join(", "));
     }
     if !ctx.tags.is_empty() {
         let tags: Vec<String> = ctx
