@@ -209,11 +209,6 @@ pub fn load(name: &str) -> Result<PipelineDef> {
     Ok(def)
 }
 
-/// The names of the built-in pipelines.
-pub fn builtin_names() -> impl Iterator<Item = &'static str> {
-    BUILTIN.iter().map(|(n, _)| *n)
-}
-
 impl PipelineDef {
     /// Applies flags; each one given replaces the pipeline's value.
     pub fn apply(&mut self, o: &Overrides) {

@@ -17,7 +17,7 @@ pub mod probe;
 pub mod prompt;
 
 pub use ask::{ask, AskOutcome, AskRequest};
-pub use def::{builtin_names, load as load_def, Overrides, PipelineDef, Sampling, StageKind};
+pub use def::{load as load_def, Overrides, PipelineDef, Sampling, StageKind};
 pub use device::DeviceSpec;
 pub use error::{PipelineError, Result};
 pub use load::{
