@@ -1,21 +1,17 @@
 //! The ask session: a question (typed or spoken) plus images, through the three stages.
 //!
-//! Speech and vision run on their own threads at the same time (the image is encoded while
-//! the question is transcribed); their results enter the prompt by [`crate::prompt`]'s rule,
-//! and the LLM stage's deltas reach the caller while it decodes.
+//! It runs on a [`Service`], the same stage threads the server sends its requests to: speech
+//! and vision at the same time (the image is encoded while the question is transcribed),
+//! their results into the prompt by [`crate::prompt`]'s rule, and the LLM stage's deltas to
+//! the caller while it decodes.
 
 use crate::def::PipelineDef;
 use crate::error::{PipelineError, Result};
-use crate::load::{add_labels, facts_only, Stages};
+use crate::load::Stages;
 use crate::probe;
-use crate::prompt::question_prompt;
-use percept_core::{
-    AnswerEvent, AudioClip, DecodedImage, FnStage, ItemError, Pipeline, StageMetrics, Transcript,
-    VisionContext,
-};
-use percept_llm::{Generation, LlmRequest, LlmStage};
-use percept_media::image::{decode_image_file, ImageOptions};
-use percept_whisper::SpeechStage;
+use crate::service::{Media, Prepared, Question, Service};
+use percept_core::{AnswerEvent, StageMetrics, Transcript, VisionContext};
+use percept_llm::Generation;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -61,10 +57,24 @@ pub struct AskOutcome {
     pub stages: Vec<StageMetrics>,
 }
 
-/// Runs one question through `stages` (loaded for [`AskRequest::need`]). `cancel` stops the
-/// answer; `on_delta` sees each piece of it as it is decoded.
+/// Runs one question through `stages` (loaded for [`AskRequest::need`]) on their own stage
+/// threads. `cancel` stops the answer; `on_delta` sees each piece of it as it is decoded.
 pub fn ask(
     stages: Stages,
+    def: &PipelineDef,
+    req: &AskRequest,
+    cancel: Arc<AtomicBool>,
+    on_delta: &mut dyn FnMut(&str),
+) -> Result<AskOutcome> {
+    let service = Service::start(stages, def.runtime.channel_capacity, None);
+    let outcome = ask_with(&service, def, req, cancel, on_delta);
+    let stages = service.finish();
+    outcome.map(|o| AskOutcome { stages, ..o })
+}
+
+/// [`ask`] on a running [`Service`] (its `stages` field is left empty).
+pub fn ask_with(
+    service: &Service,
     def: &PipelineDef,
     req: &AskRequest,
     cancel: Arc<AtomicBool>,
@@ -75,113 +85,35 @@ pub fn ask(
             "give a question, as text or with --audio FILE",
         ));
     }
-    let Stages {
-        speech,
-        vision,
-        classifier,
-        llm,
-        notices: _,
-    } = stages;
-    let llm = llm.ok_or_else(|| PipelineError::invalid("ask needs the LLM stage loaded"))?;
-    let probing = req.probe && def.probing();
-    let vision = vision.map(|v| {
-        Arc::new(if probing {
-            v.stage
-        } else {
-            v.stage.without_embedding()
-        })
-    });
+    let question = Question {
+        system: def.system.clone(),
+        history: Vec::new(),
+        typed: req.question.clone(),
+        audio: req.audio.iter().map(Media::file).collect(),
+        images: req.images.iter().map(Media::file).collect(),
+    };
+    let prepared = service.prepare(question, &service.speech_options)?;
+    let Prepared {
+        mut prompt,
+        transcripts,
+        mut images,
+        image_errors,
+    } = prepared;
 
-    let mut pipeline = Pipeline::new(def.runtime.channel_capacity);
-    let (mut audio_in, audio_rx) = pipeline.input::<AudioClip>();
-    let (mut image_in, image_rx) = pipeline.input::<DecodedImage>();
-    let (mut llm_in, llm_rx) = pipeline.input::<LlmRequest>();
-    let transcripts = speech.map(|s| {
-        let stage = SpeechStage {
-            whisper: s.whisper,
-            options: s.options,
-        };
-        pipeline.add(stage, audio_rx)
-    });
-    let scorer = vision.clone().filter(|_| probing);
-    let contexts = pipeline.add(
-        FnStage::new("vision", move |img: DecodedImage| {
-            let mut ctx = match &vision {
-                Some(stage) => stage.describe(&img).map_err(|e| e.to_string())?,
-                None => facts_only(&img),
-            };
-            if let Some(c) = &classifier {
-                add_labels(c, &img, &mut ctx).map_err(|e| e.to_string())?;
-            }
-            Ok(ctx)
-        }),
-        image_rx,
-    );
-    let answers = pipeline.add(LlmStage::new(llm.engine), llm_rx);
-    let stopped = || PipelineError::invalid("a stage stopped before answering");
-
-    if let Some(path) = &req.audio {
-        let limits = def.audio_limits(percept_media::AudioLimits::CLI);
-        let clip = percept_media::decode_file_with(path, percept_media::SPEECH_RATE, &limits)?;
-        audio_in.send(clip).map_err(|_| stopped())?;
-    }
-    drop(audio_in);
-    let opts = ImageOptions::default();
-    for (i, path) in req.images.iter().enumerate() {
-        let sent = match decode_image_file(path, &opts) {
-            Ok(img) => image_in.send_with_id(i as u64, img),
-            Err(e) => image_in.send_error(
-                i as u64,
-                ItemError {
-                    stage: "decode".into(),
-                    message: e.to_string(),
-                },
-            ),
-        };
-        sent.map_err(|_| stopped())?;
-    }
-    drop(image_in);
-
-    let mut transcript = None;
-    if let Some(rx) = transcripts {
-        for env in rx {
-            match env.result {
-                Ok(t) => transcript = Some(t),
-                Err(e) => return Err(PipelineError::stage("transcribing the question", e)),
-            }
-        }
-    }
-    let mut images = Vec::new();
-    let mut errors = Vec::new();
-    for env in contexts {
-        match env.result {
-            Ok(ctx) => images.push(ctx),
-            Err(e) => errors.push(e.to_string()),
-        }
-    }
-
-    let spoken: Vec<Transcript> = transcript.iter().cloned().collect();
-    let mut prompt = question_prompt(
-        def.system.clone(),
-        Vec::new(),
-        req.question.as_deref(),
-        &spoken,
-        &images,
-    );
     let mut probes = Vec::new();
-    if let (Some(stage), Some(q)) = (&scorer, prompt.question.clone()) {
+    let probing = req.probe && def.probing() && service.loaded.clip.is_some();
+    if let (true, Some(q)) = (probing && !images.is_empty(), prompt.question.clone()) {
         let n = def.probe.candidates;
-        let mut request = LlmRequest::new(probe::candidates_prompt(&q, &prompt.context, n));
-        request.params = def.gen_params();
-        request.params.max_tokens = 24 * n;
-        request.cancel = Some(cancel.clone());
-        llm_in.send(request).map_err(|_| stopped())?;
-        let reply = answers.recv().map_err(|_| stopped())?.result;
-        let candidates = match reply {
-            Ok(g) => probe::parse_candidates(&g.text, n),
-            Err(e) => return Err(PipelineError::stage("probing", e)),
-        };
-        probes = probe::probe_images(stage.clip(), &images, &candidates)?;
+        let mut params = def.gen_params();
+        params.max_tokens = 24 * n;
+        let reply = service.generate(
+            probe::candidates_prompt(&q, &prompt.context, n),
+            params,
+            cancel.clone(),
+            &mut |_| {},
+        )?;
+        let candidates = probe::parse_candidates(&reply.text, n);
+        probes = service.probe(images.clone(), candidates)?;
         prompt.context.extend(probes.iter().map(probe::describe));
     }
     for img in &mut images {
@@ -189,33 +121,21 @@ pub fn ask(
     }
     let user_turn = prompt.question.as_ref().map(|q| q.text.clone());
     let data_parts = prompt.context.iter().map(|c| c.label.clone()).collect();
-    let (tx, events) = crossbeam_channel::unbounded();
-    let mut request = LlmRequest::new(prompt);
-    request.params = def.gen_params();
-    request.params.stop = req.stop.clone();
-    request.events = Some(tx);
-    request.cancel = Some(cancel);
-    llm_in.send(request).map_err(|_| stopped())?;
-    drop(llm_in);
-    for ev in events {
+    let mut params = def.gen_params();
+    params.stop = req.stop.clone();
+    let generation = service.generate(prompt, params, cancel, &mut |ev| {
         if let AnswerEvent::Delta { text } = &ev {
             on_delta(text);
         }
-    }
-    let generation = answers
-        .recv()
-        .map_err(|_| stopped())?
-        .result
-        .map_err(|e| PipelineError::stage("answering", e))?;
-    let stages = pipeline.join().stages;
+    })?;
     Ok(AskOutcome {
-        transcript,
+        transcript: transcripts.into_iter().next(),
         images,
-        errors,
+        errors: image_errors.iter().map(|e| e.to_string()).collect(),
         probes,
         user_turn,
         data_parts,
         generation,
-        stages,
+        stages: Vec::new(),
     })
 }

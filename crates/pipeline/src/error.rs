@@ -35,6 +35,9 @@ pub enum PipelineError {
     Device(String),
     #[error("{0}")]
     Invalid(String),
+    /// A job on the stage threads failed (it names its input).
+    #[error(transparent)]
+    Job(Box<crate::service::JobError>),
     /// The caller's output (a closed pipe) failed while a session reported to it.
     #[error("writing the output: {0}")]
     Output(#[from] std::io::Error),
@@ -58,6 +61,7 @@ boxed_from!(
     Listen: percept_listen::ListenError,
     Audio: percept_media::AudioError,
     Image: percept_media::image::ImageError,
+    Job: crate::service::JobError,
 );
 
 pub type Result<T, E = PipelineError> = std::result::Result<T, E>;

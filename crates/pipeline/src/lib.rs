@@ -3,6 +3,7 @@
 //! - [`def`]: pipeline definitions (`pipelines/*.toml`) and the flags that override them;
 //! - [`load`]: the one stage loader, each stage on its definition's device;
 //! - [`prompt`]: who said what (the person's words are the user turn, media is data);
+//! - [`service`]: the stages as threads that take jobs (the CLI's `ask` and the server);
 //! - [`ask`], [`listen`], [`batch`]: the three sessions. Front ends (the CLI, the server)
 //!   parse, render and decide nothing here.
 
@@ -15,8 +16,9 @@ pub mod listen;
 pub mod load;
 pub mod probe;
 pub mod prompt;
+pub mod service;
 
-pub use ask::{ask, AskOutcome, AskRequest};
+pub use ask::{ask, ask_with, AskOutcome, AskRequest};
 pub use def::{load as load_def, Overrides, PipelineDef, Sampling, StageKind};
 pub use device::DeviceSpec;
 pub use error::{PipelineError, Result};
@@ -25,3 +27,4 @@ pub use load::{
     load_vision, missing_clip_line, model_name, LabelChoice, Need, Stages,
 };
 pub use prompt::{describe_image, question_prompt};
+pub use service::{JobError, Media, Prepared, Question, Service};

@@ -1,16 +1,17 @@
-//! `POST /v1/chat/completions`: media through the speech and vision stages (at the same
-//! time), then the LLM stage; one JSON answer or an SSE stream of chunks.
+//! `POST /v1/chat/completions`: the pipeline's ask session over HTTP. Media goes through the
+//! speech and vision stages (at the same time) and into the prompt by the pipeline's one
+//! rule, then the LLM stage; one JSON answer or an SSE stream of chunks.
 
 use crate::chat_input::{self, ChatRequest, Stop};
 use crate::error::ApiError;
 use crate::state::{AppState, CancelGuard};
-use crate::vision::{VisionOut, VisionWork};
-use crate::workers::{recv, LlmJob};
-use crate::{json, prompt, stream};
+use crate::workers::{recv, ChatMedia};
+use crate::{json, stream};
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use percept_core::{AnswerEvent, FinishReason, Transcript, VisionContext};
+use percept_core::{AnswerEvent, FinishReason};
 use percept_llm::{GenParams, Generation};
+use percept_pipeline::{Prepared, Question};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -97,41 +98,26 @@ async fn queue(
     let params = gen_params(&req, &st.config.defaults)?;
     let streaming = req.stream;
     let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
-    let mut inputs = chat_input::split(req.messages, &st.policy)?;
-
-    // Speech and vision are separate stage threads: both run at once.
-    let audio = std::mem::take(&mut inputs.audio);
-    let images = std::mem::take(&mut inputs.images);
-    let speech = async {
-        if audio.is_empty() {
-            return Ok(Vec::new());
-        }
-        workers
-            .transcribe(audio, st.config.speech.clone(), permit.clone())
-            .await
+    let inputs = chat_input::split(req.messages, &st.policy)?;
+    let media = ChatMedia {
+        question: Question {
+            system: inputs.system.or_else(|| st.config.system.clone()),
+            history: inputs.history,
+            typed: inputs.question,
+            ..Question::default()
+        },
+        audio: inputs.audio,
+        images: inputs.images,
     };
-    let vision = async {
-        if images.is_empty() {
-            return Ok(Vec::new());
-        }
-        match workers
-            .vision(VisionWork::Describe(images), permit.clone())
-            .await?
-        {
-            VisionOut::Contexts(c) => Ok(c),
-            VisionOut::Embeddings(_) => {
-                Err(ApiError::internal("vision stage answered the wrong job"))
-            }
-        }
-    };
-    let (transcripts, contexts) = tokio::join!(speech, vision);
-    let (transcripts, contexts): (Vec<Transcript>, Vec<VisionContext>) = (transcripts?, contexts?);
-    let prompt = prompt::build(
-        &inputs,
-        &transcripts,
-        &contexts,
-        st.config.system.as_deref(),
-    );
+    let prepared = workers
+        .prepare(media, st.config.speech.clone(), permit.clone())
+        .await?;
+    let Prepared {
+        prompt,
+        transcripts,
+        images: contexts,
+        ..
+    } = prepared;
     if prompt
         .question
         .as_ref()
@@ -145,15 +131,13 @@ async fn queue(
     }
 
     let (tx, events) = mpsc::unbounded_channel();
-    let (reply_tx, reply) = oneshot::channel();
-    workers.generate(LlmJob {
+    let reply = workers.generate(
         prompt,
         params,
-        events: streaming.then_some(tx),
-        cancel: guard.flag.clone(),
-        reply: reply_tx,
+        guard.flag.clone(),
+        streaming.then_some(tx),
         permit,
-    })?;
+    );
     let transcript = (!transcripts.is_empty()).then(|| {
         transcripts
             .iter()

@@ -5,7 +5,8 @@ use crate::chat_input::data_url;
 use crate::error::ApiError;
 use crate::json;
 use crate::state::AppState;
-use crate::vision::{EmbedInput, ImageInput, VisionOut, VisionWork};
+use crate::vision::ImageInput;
+use crate::workers::EmbedItem;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -65,12 +66,7 @@ async fn handle(st: &Arc<AppState>, req: Request) -> Result<Value, ApiError> {
         }
     };
     let inputs = parse_inputs(req.input)?;
-    let vectors = match workers.vision(VisionWork::Embed(inputs), permit).await? {
-        VisionOut::Embeddings(v) => v,
-        VisionOut::Contexts(_) => {
-            return Err(ApiError::internal("vision stage answered the wrong job"))
-        }
-    };
+    let vectors = workers.embed(inputs, permit).await?;
     let data: Vec<Value> = vectors
         .iter()
         .enumerate()
@@ -92,7 +88,7 @@ async fn handle(st: &Arc<AppState>, req: Request) -> Result<Value, ApiError> {
     }))
 }
 
-fn parse_inputs(input: Value) -> Result<Vec<EmbedInput>, ApiError> {
+fn parse_inputs(input: Value) -> Result<Vec<EmbedItem>, ApiError> {
     let items: Vec<(String, String)> = match input {
         Value::String(s) => vec![("input".to_string(), s)],
         Value::Array(a) if a.is_empty() => {
@@ -121,7 +117,7 @@ fn parse_inputs(input: Value) -> Result<Vec<EmbedInput>, ApiError> {
         .map(|(param, s)| {
             if s.starts_with("data:") {
                 let bytes = data_url(&s, &param)?;
-                Ok(EmbedInput::Image(ImageInput {
+                Ok(EmbedItem::Image(ImageInput {
                     name: param.clone(),
                     param,
                     bytes,
@@ -129,7 +125,7 @@ fn parse_inputs(input: Value) -> Result<Vec<EmbedInput>, ApiError> {
             } else if s.is_empty() {
                 Err(ApiError::invalid(param, "empty text"))
             } else {
-                Ok(EmbedInput::Text(s))
+                Ok(EmbedItem::Text(s))
             }
         })
         .collect()

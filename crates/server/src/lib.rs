@@ -1,10 +1,10 @@
 //! percept-server: the pipeline as a long-running, OpenAI-compatible HTTP service.
 //!
-//! Models load once; every request flows through the same stage threads the CLI uses
-//! (`percept_core::Pipeline`: speech, vision, llm on bounded crossbeam channels). Async
-//! handlers never run model code: they send a job carrying its input and a one-shot reply
-//! sender to a stage thread and await the reply, so one request's transcription or image
-//! encoding overlaps another's LLM decoding.
+//! Models load once, by the pipeline's one loader; every request flows through the
+//! pipeline's `Service`, the same stage threads `percept ask` runs on (speech, vision, llm on
+//! bounded crossbeam channels). Async handlers never run model code: they hand a job to the
+//! service from a blocking thread and await its reply, so one request's transcription or
+//! image encoding overlaps another's LLM decoding.
 //!
 //! Why axum + tokio: both are maintained by the tokio project, are the most used Rust HTTP
 //! stack, and give us what a hand-written server would get wrong: HTTP/1.1 keep-alive,
@@ -23,7 +23,6 @@ mod embeddings;
 mod error;
 mod json;
 mod metrics;
-mod prompt;
 mod speech;
 mod state;
 mod stream;
@@ -33,9 +32,7 @@ mod workers;
 pub use error::{ApiError, ServerError};
 
 use chat_input::MediaPolicy;
-use percept_clip::VisionStage;
-use percept_llm::{Engine, GenParams};
-use percept_whisper::Whisper;
+use percept_llm::GenParams;
 use state::AppState;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -66,17 +63,6 @@ pub struct Config {
     pub speech: percept_whisper::Options,
 }
 
-/// Everything loaded before the server answers; ids are what `/v1/models` lists.
-pub struct Models {
-    pub llm: Engine,
-    pub llm_id: String,
-    pub whisper: Option<(String, Whisper)>,
-    /// CLIP with its label set; `None` without weights (image facts only, no embeddings).
-    pub vision: Option<(String, VisionStage)>,
-    /// The ImageNet classifier; `None` without its weights.
-    pub classifier: Option<percept_pipeline::load::Classifier>,
-}
-
 /// What the caller may want to tell the user.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -88,7 +74,9 @@ pub enum Event {
     Cancelled { in_flight: usize },
 }
 
-pub type Loader = Box<dyn FnOnce() -> Result<Models, String> + Send>;
+/// Loads the stages (`percept_pipeline::load_stages`); the LLM is required, Whisper and
+/// CLIP serve their endpoints when present.
+pub type Loader = Box<dyn FnOnce() -> Result<percept_pipeline::Stages, String> + Send>;
 
 /// Binds, loads the models (`/health` answers 503 meanwhile), serves until Ctrl-C or
 /// SIGTERM, then shuts down gracefully.
@@ -153,9 +141,9 @@ pub fn run(
                 .map_err(ServerError::Load)?,
             _ = signalled.wait_for(|s| *s) => return Ok(()),
         };
-        let _ = st
-            .workers
-            .set(workers::Workers::start(models, queue, metrics.clone()));
+        let workers =
+            workers::Workers::start(models, queue, metrics.clone()).map_err(ServerError::Load)?;
+        let _ = st.workers.set(workers);
         metrics.ready.set(1);
         on_event(Event::Listening(local));
 

@@ -1,10 +1,9 @@
-//! Audio for the speech stage: bytes from a request to a 16 kHz clip, and the transcription
+//! Audio from a request (decoded on the pipeline's speech thread), and the transcription
 //! response formats (json, text, srt, vtt, verbose_json).
 
 use crate::error::ApiError;
-use percept_core::{AudioClip, Transcript};
+use percept_core::Transcript;
 use serde_json::json;
-use std::io::Write;
 
 /// Audio bytes from a request, with the field they came from.
 #[derive(Debug, Clone)]
@@ -14,39 +13,6 @@ pub struct AudioInput {
     pub bytes: Vec<u8>,
     /// File extension hint for the container probe (`wav`, `mp3`...).
     pub ext: Option<String>,
-}
-
-/// Decodes through a temporary file because percept-media's decoder reads files; the file
-/// is removed when this returns.
-pub fn decode_audio(
-    input: &AudioInput,
-    limits: &percept_media::AudioLimits,
-) -> Result<AudioClip, ApiError> {
-    let bad = |m: String| {
-        ApiError::invalid(input.param.clone(), format!("cannot use this audio: {m}"))
-            .with_code("invalid_audio")
-    };
-    if input.bytes.is_empty() {
-        return Err(bad("it is empty".into()));
-    }
-    let ext = input
-        .ext
-        .as_deref()
-        .filter(|e| !e.is_empty() && e.chars().all(|c| c.is_ascii_alphanumeric()))
-        .unwrap_or("bin");
-    let mut file = tempfile::Builder::new()
-        .prefix("percept-audio-")
-        .suffix(&format!(".{ext}"))
-        .tempfile()
-        .map_err(|e| ApiError::internal(format!("cannot create a temporary file: {e}")))?;
-    file.write_all(&input.bytes)
-        .and_then(|_| file.flush())
-        .map_err(|e| ApiError::internal(format!("cannot write a temporary file: {e}")))?;
-    let tmp = file.path().display().to_string();
-    let mut clip = percept_media::decode_file_with(file.path(), percept_media::SPEECH_RATE, limits)
-        .map_err(|e| bad(e.to_string().replace(&tmp, &input.name)))?;
-    clip.source = input.name.clone();
-    Ok(clip)
 }
 
 /// `response_format` of the audio endpoints.

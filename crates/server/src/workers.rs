@@ -1,183 +1,65 @@
-//! The stage threads behind the HTTP handlers.
-//!
-//! Each stage (speech, vision, llm) runs on its own thread through `percept_core::Pipeline`,
-//! exactly as the CLI wires them. A job carries its input and a one-shot reply sender, so an
-//! async handler awaits its own answer while the stage thread does the blocking model work.
-//! Because every job holds its request's queue permit, at most `queue` requests have jobs in
-//! the stages and the pipeline's channels (capacity `queue + 1`) never block a handler.
+//! HTTP's side of the stage threads: the pipeline's [`Service`] (the same one `percept ask`
+//! runs on) does the work; this file turns requests into its jobs, waits on blocking threads
+//! so the async runtime never stalls, and turns [`JobError`]s into API errors that name the
+//! request field at fault. Every call holds its request's queue permit until its reply, so
+//! at most `queue` requests have jobs in the stages and a stage's channel never blocks.
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::speech::{decode_audio, AudioInput};
-use crate::vision::{VisionJob, VisionOut, VisionWork, VisionWorker};
-use crate::Models;
-use percept_core::{AnswerEvent, FnStage, Input, Pipeline, Prompt, StageError, Transcript};
-use percept_llm::{answer, GenParams, Generation, LlmError};
+use crate::speech::AudioInput;
+use crate::vision::ImageInput;
+use percept_core::{AnswerEvent, FinishReason, Prompt, Transcript};
+use percept_llm::{GenParams, Generation, LlmError};
+use percept_pipeline::service::{EmbedInput, Prepared, Question, Service, StageObserver};
+use percept_pipeline::{JobError, Media, Stages};
 use percept_whisper::Options;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
-pub type Reply<T> = oneshot::Sender<Result<T, ApiError>>;
-/// A request's place in the work queue; jobs keep a clone until their stage is done.
+/// A request's place in the work queue, held until its last job is answered.
 pub type Permit = Arc<OwnedSemaphorePermit>;
 
-pub struct SpeechJob {
-    pub clips: Vec<AudioInput>,
-    pub options: Options,
-    pub reply: Reply<Vec<Transcript>>,
-    /// Released just before the reply, so a client that has its answer finds its place free.
-    pub permit: Permit,
+/// What one chat turn brings to the media stages.
+pub struct ChatMedia {
+    pub question: Question,
+    pub audio: Vec<AudioInput>,
+    pub images: Vec<ImageInput>,
 }
 
-pub struct LlmJob {
-    pub prompt: Prompt,
-    pub params: GenParams,
-    pub events: Option<mpsc::UnboundedSender<AnswerEvent>>,
-    pub cancel: Arc<AtomicBool>,
-    pub reply: Reply<Generation>,
-    /// Released just before the reply, so a client that has its answer finds its place free.
-    pub permit: Permit,
+/// One embedding input, with the request field it came from.
+pub enum EmbedItem {
+    Text(String),
+    Image(ImageInput),
 }
 
-/// Stamped when a job is sent, so the stage can record how long it waited.
-pub struct Timed<T> {
-    pub job: T,
-    pub sent: Instant,
-}
-
-/// The feeding ends of the stage threads plus what was loaded.
 pub struct Workers {
-    speech: Option<Mutex<Input<Timed<SpeechJob>>>>,
-    vision: Mutex<Input<Timed<VisionJob>>>,
-    llm: Mutex<Input<Timed<LlmJob>>>,
+    service: Arc<Service>,
+    metrics: Arc<Metrics>,
     pub llm_id: String,
     pub whisper_id: Option<String>,
     pub clip_id: Option<String>,
-    /// Kept so the stage threads are owned for the server's lifetime.
-    _pipeline: Pipeline,
+}
+
+impl StageObserver for Metrics {
+    fn job(&self, stage: &'static str, waited: Duration, ran: Duration) {
+        self.stage(stage, waited, ran);
+    }
 }
 
 impl Workers {
-    pub fn start(models: Models, queue: usize, metrics: Arc<Metrics>) -> Self {
-        let mut pipeline = Pipeline::new(queue + 1);
-        let Models {
-            llm,
-            llm_id,
-            whisper,
-            vision,
-            classifier,
-        } = models;
-        let whisper_id = whisper.as_ref().map(|(id, _)| id.clone());
-        let clip_id = vision.as_ref().map(|(id, _)| id.clone());
-
-        let speech = whisper.map(|(_, whisper)| {
-            let (input, rx) = pipeline.input::<Timed<SpeechJob>>();
-            let m = metrics.clone();
-            let out = pipeline.add(
-                FnStage::new("speech", move |t: Timed<SpeechJob>| {
-                    let started = Instant::now();
-                    let job = t.job;
-                    let result = job
-                        .clips
-                        .iter()
-                        .map(|clip| {
-                            let audio = decode_audio(clip, &job.options.audio_limits)?;
-                            whisper
-                                .transcribe_clip(&audio, &job.options)
-                                .map_err(|e| speech_error(clip, e))
-                        })
-                        .collect::<Result<Vec<_>, ApiError>>();
-                    m.stage("speech", started - t.sent, started.elapsed());
-                    drop(job.permit);
-                    let _ = job.reply.send(result);
-                    Ok::<(), StageError>(())
-                }),
-                rx,
-            );
-            drain(out);
-            Mutex::new(input)
-        });
-
-        let (vision_in, rx) = pipeline.input::<Timed<VisionJob>>();
-        let mut worker = VisionWorker::new(vision.map(|(_, v)| v), classifier);
-        let m = metrics.clone();
-        let out = pipeline.add(
-            FnStage::new("vision", move |t: Timed<VisionJob>| {
-                let started = Instant::now();
-                worker.run(t.job);
-                m.stage("vision", started - t.sent, started.elapsed());
-                Ok::<(), StageError>(())
-            }),
-            rx,
-        );
-        drain(out);
-
-        let (llm_in, rx) = pipeline.input::<Timed<LlmJob>>();
-        let mut engine = llm;
-        let m = metrics;
-        let out = pipeline.add(
-            FnStage::new("llm", move |t: Timed<LlmJob>| {
-                let started = Instant::now();
-                let job = t.job;
-                if job.cancel.load(Ordering::SeqCst) {
-                    // The client left (or timed out) while the job waited: skip it.
-                    m.finish.with_label_values(&["cancelled"]).inc();
-                    drop(job.permit);
-                    let _ = job.reply.send(Err(ApiError::cancelled()));
-                    return Ok(());
-                }
-                let events = job.events;
-                let mut send = |ev: AnswerEvent| {
-                    if let Some(tx) = &events {
-                        let _ = tx.send(ev);
-                    }
-                };
-                let result = answer(
-                    &mut engine,
-                    &job.prompt,
-                    &job.params,
-                    &job.cancel,
-                    &mut send,
-                );
-                m.stage("llm", started - t.sent, started.elapsed());
-                if let Ok(g) = &result {
-                    m.tokens
-                        .with_label_values(&["prompt"])
-                        .inc_by(g.prompt_tokens as u64);
-                    m.tokens
-                        .with_label_values(&["completion"])
-                        .inc_by(g.completion_tokens as u64);
-                    let secs = g.decode_time.as_secs_f64();
-                    m.decode_seconds.inc_by(secs);
-                    if secs > 0.0 && g.completion_tokens > 1 {
-                        m.tokens_per_second.set(g.completion_tokens as f64 / secs);
-                    }
-                    let reason = match g.finish {
-                        percept_core::FinishReason::Stop => "stop",
-                        percept_core::FinishReason::Length => "length",
-                        percept_core::FinishReason::Cancelled => "cancelled",
-                    };
-                    m.finish.with_label_values(&[reason]).inc();
-                }
-                drop(job.permit);
-                let _ = job.reply.send(result.map_err(llm_error));
-                Ok::<(), StageError>(())
-            }),
-            rx,
-        );
-        drain(out);
-
-        Workers {
-            speech,
-            vision: Mutex::new(vision_in),
-            llm: Mutex::new(llm_in),
-            llm_id,
-            whisper_id,
-            clip_id,
-            _pipeline: pipeline,
-        }
+    pub fn start(stages: Stages, queue: usize, metrics: Arc<Metrics>) -> Result<Self, String> {
+        let observer: Arc<dyn StageObserver> = metrics.clone();
+        let service = Service::start(stages, queue + 1, Some(observer));
+        let loaded = service.loaded.clone();
+        Ok(Workers {
+            service: Arc::new(service),
+            metrics,
+            llm_id: loaded.llm.ok_or("the LLM stage did not load")?,
+            whisper_id: loaded.whisper,
+            clip_id: loaded.clip,
+        })
     }
 
     pub async fn transcribe(
@@ -186,52 +68,116 @@ impl Workers {
         options: Options,
         permit: Permit,
     ) -> Result<Vec<Transcript>, ApiError> {
-        let Some(speech) = &self.speech else {
-            return Err(ApiError::not_loaded(
+        self.need_whisper()?;
+        let media = clips.iter().map(audio_media).collect();
+        let params = params(&clips, |c| &c.param);
+        let r = blocking(self, permit, move |s| s.transcribe(media, options)).await;
+        r.map_err(|e| job_error(e, &params, &[]))
+    }
+
+    /// Transcribes the clips and sees the images at the same time, then builds the prompt.
+    pub async fn prepare(
+        &self,
+        media: ChatMedia,
+        options: Options,
+        permit: Permit,
+    ) -> Result<Prepared, ApiError> {
+        if !media.audio.is_empty() {
+            self.need_whisper()?;
+        }
+        let audio = params(&media.audio, |c| &c.param);
+        let images = params(&media.images, |i| &i.param);
+        let mut q = media.question;
+        q.audio = media.audio.iter().map(audio_media).collect();
+        q.images = media.images.into_iter().map(image_media).collect();
+        let mut prepared = blocking(self, permit, move |s| s.prepare(q, &options))
+            .await
+            .map_err(|e| job_error(e, &audio, &images))?;
+        // An image the client sent and the server could not use fails the request.
+        if let Some(e) = prepared.image_errors.pop() {
+            return Err(job_error(e, &audio, &images));
+        }
+        for img in &mut prepared.images {
+            img.embedding = None;
+        }
+        Ok(prepared)
+    }
+
+    pub async fn embed(
+        &self,
+        items: Vec<EmbedItem>,
+        permit: Permit,
+    ) -> Result<Vec<Vec<f32>>, ApiError> {
+        let fields: Vec<String> = items
+            .iter()
+            .map(|i| match i {
+                EmbedItem::Text(_) => String::new(),
+                EmbedItem::Image(img) => img.param.clone(),
+            })
+            .collect();
+        let inputs = items
+            .into_iter()
+            .map(|i| match i {
+                EmbedItem::Text(t) => EmbedInput::Text(t),
+                EmbedItem::Image(img) => EmbedInput::Image(image_media(img)),
+            })
+            .collect();
+        let r = blocking(self, permit, move |s| s.embed(inputs)).await;
+        r.map_err(|e| job_error(e, &[], &fields))
+    }
+
+    /// Queues a generation; `events` (when streaming) sees it as it decodes, and the reply
+    /// arrives when it is finished.
+    pub fn generate(
+        &self,
+        prompt: Prompt,
+        params: GenParams,
+        cancel: Arc<AtomicBool>,
+        events: Option<mpsc::UnboundedSender<AnswerEvent>>,
+        permit: Permit,
+    ) -> oneshot::Receiver<Result<Generation, ApiError>> {
+        let (reply, rx) = oneshot::channel();
+        let service = self.service.clone();
+        let metrics = self.metrics.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut send = |ev: AnswerEvent| {
+                if let Some(tx) = &events {
+                    let _ = tx.send(ev);
+                }
+            };
+            let result = service.generate(prompt, params, cancel, &mut send);
+            count(&metrics, &result);
+            drop(permit);
+            let _ = reply.send(result.map_err(|e| job_error(e, &[], &[])));
+        });
+        rx
+    }
+
+    fn need_whisper(&self) -> Result<(), ApiError> {
+        match self.whisper_id {
+            Some(_) => Ok(()),
+            None => Err(ApiError::not_loaded(
                 "no Whisper model is loaded (start the server with --whisper ID)",
-            ));
-        };
-        let (reply, rx) = oneshot::channel();
-        let job = SpeechJob {
-            clips,
-            options,
-            reply,
-            permit,
-        };
-        send(speech, job)?;
-        recv(rx, "speech").await
-    }
-
-    pub async fn vision(&self, work: VisionWork, permit: Permit) -> Result<VisionOut, ApiError> {
-        let (reply, rx) = oneshot::channel();
-        send(
-            &self.vision,
-            VisionJob {
-                work,
-                reply,
-                permit,
-            },
-        )?;
-        recv(rx, "vision").await
-    }
-
-    /// Queues a generation; the reply arrives when it is finished (events stream meanwhile).
-    pub fn generate(&self, job: LlmJob) -> Result<(), ApiError> {
-        send(&self.llm, job)
+            )),
+        }
     }
 }
 
-fn send<T>(input: &Mutex<Input<Timed<T>>>, job: T) -> Result<(), ApiError> {
-    let mut input = input
-        .lock()
-        .map_err(|_| ApiError::internal("a stage queue is unusable after a panic"))?;
-    input
-        .send(Timed {
-            job,
-            sent: Instant::now(),
-        })
-        .map(|_| ())
-        .map_err(|e| ApiError::unavailable(format!("cannot queue the job: {e}")))
+/// Runs a blocking service call off the async runtime; the permit is released just before
+/// the result returns, so a client that has its answer finds its place free.
+async fn blocking<T: Send + 'static>(
+    w: &Workers,
+    permit: Permit,
+    f: impl FnOnce(&Service) -> Result<T, JobError> + Send + 'static,
+) -> Result<T, JobError> {
+    let service = w.service.clone();
+    let joined = tokio::task::spawn_blocking(move || {
+        let r = f(&service);
+        drop(permit);
+        r
+    })
+    .await;
+    joined.unwrap_or(Err(JobError::Stopped("request")))
 }
 
 pub async fn recv<T>(
@@ -245,25 +191,76 @@ pub async fn recv<T>(
     })
 }
 
-/// Stage outputs are unit values (replies go through the jobs); reading them keeps the
-/// runner's output channel from filling up.
-fn drain(out: crossbeam_channel::Receiver<percept_core::Envelope<()>>) {
-    std::thread::spawn(move || for _ in out {});
+fn audio_media(a: &AudioInput) -> Media {
+    Media::bytes(a.name.clone(), a.bytes.clone(), a.ext.clone())
 }
 
-fn speech_error(clip: &AudioInput, e: percept_whisper::WhisperError) -> ApiError {
-    match e {
-        percept_whisper::WhisperError::Options(m) => ApiError::invalid(clip.param.clone(), m),
-        other => ApiError::internal(format!("{}: transcription failed: {other}", clip.name)),
-    }
+fn image_media(i: ImageInput) -> Media {
+    Media::bytes(i.name, i.bytes, None)
 }
 
-fn llm_error(e: LlmError) -> ApiError {
-    match e {
-        LlmError::ContextOverflow { .. } => {
-            ApiError::invalid("messages", e).with_code("context_length_exceeded")
+fn params<T>(items: &[T], f: impl Fn(&T) -> &String) -> Vec<String> {
+    items.iter().map(|i| f(i).clone()).collect()
+}
+
+fn count(m: &Metrics, result: &Result<Generation, JobError>) {
+    let g = match result {
+        Ok(g) => g,
+        Err(JobError::Cancelled) => {
+            m.finish.with_label_values(&["cancelled"]).inc();
+            return;
         }
-        LlmError::Sampling(_) => ApiError::invalid("", e),
-        other => ApiError::internal(format!("generation failed: {other}")),
+        Err(_) => return,
+    };
+    m.tokens
+        .with_label_values(&["prompt"])
+        .inc_by(g.prompt_tokens as u64);
+    m.tokens
+        .with_label_values(&["completion"])
+        .inc_by(g.completion_tokens as u64);
+    let secs = g.decode_time.as_secs_f64();
+    m.decode_seconds.inc_by(secs);
+    if secs > 0.0 && g.completion_tokens > 1 {
+        m.tokens_per_second.set(g.completion_tokens as f64 / secs);
+    }
+    let reason = match g.finish {
+        FinishReason::Stop => "stop",
+        FinishReason::Length => "length",
+        FinishReason::Cancelled => "cancelled",
+    };
+    m.finish.with_label_values(&[reason]).inc();
+}
+
+/// The API error for a failed job; `audio` and `images` name the request field of each input.
+fn job_error(e: JobError, audio: &[String], images: &[String]) -> ApiError {
+    let field = |list: &[String], i: usize| list.get(i).cloned().unwrap_or_default();
+    match e {
+        JobError::NotLoaded(m) => ApiError::not_loaded(m),
+        JobError::Audio { index, message, .. } => ApiError::invalid(
+            field(audio, index),
+            format!("cannot use this audio: {message}"),
+        )
+        .with_code("invalid_audio"),
+        JobError::Speech { index, name, error } => match *error {
+            percept_whisper::WhisperError::Options(m) => ApiError::invalid(field(audio, index), m),
+            other => ApiError::internal(format!("{name}: transcription failed: {other}")),
+        },
+        JobError::Image { index, error, .. } => ApiError::invalid(
+            field(images, index),
+            format!("cannot use this image: {error}"),
+        )
+        .with_code("invalid_image"),
+        e @ JobError::Vision { .. } => ApiError::internal(e.to_string()),
+        JobError::Llm(e) => match *e {
+            e @ LlmError::ContextOverflow { .. } => {
+                ApiError::invalid("messages", e).with_code("context_length_exceeded")
+            }
+            e @ LlmError::Sampling(_) => ApiError::invalid("", e),
+            other => ApiError::internal(format!("generation failed: {other}")),
+        },
+        JobError::Cancelled => ApiError::cancelled(),
+        JobError::Stopped(stage) => ApiError::internal(format!(
+            "the {stage} stage failed on this request (see the server log)"
+        )),
     }
 }

@@ -2,8 +2,8 @@
 //! This file only turns flags into a `percept_server::Config`, loads the models and prints.
 
 use super::common::{resolve, show_notices, DeviceArg, LlmArgs, PipelineArgs};
-use percept_pipeline::{load_stages, Need, PipelineDef};
-use percept_server::{Config, Event, Models};
+use percept_pipeline::{load_stages, Need, PipelineDef, Stages};
+use percept_server::{Config, Event};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -76,8 +76,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// The same loader as every command: Whisper for the audio endpoints and spoken questions,
-/// CLIP when its weights are here, and the LLM.
-fn load(def: &PipelineDef) -> anyhow::Result<Models> {
+/// CLIP when its weights are here, the classifier, and the LLM.
+fn load(def: &PipelineDef) -> anyhow::Result<Stages> {
     let need = Need {
         speech: true,
         vision: true,
@@ -85,14 +85,5 @@ fn load(def: &PipelineDef) -> anyhow::Result<Models> {
     };
     let stages = load_stages(def, need)?;
     show_notices(&stages.notices);
-    let llm = stages
-        .llm
-        .ok_or_else(|| anyhow::anyhow!("the LLM stage did not load"))?;
-    Ok(Models {
-        llm: llm.engine,
-        llm_id: llm.id,
-        whisper: stages.speech.map(|s| (s.id, s.whisper)),
-        vision: stages.vision.map(|v| (v.id, v.stage.without_embedding())),
-        classifier: stages.classifier,
-    })
+    Ok(stages)
 }
