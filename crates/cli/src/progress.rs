@@ -35,11 +35,6 @@ impl Progress {
         }
     }
 
-    /// Nothing shown (benchmarks).
-    pub fn hidden() -> Self {
-        Progress::Bar(ProgressBar::hidden())
-    }
-
     /// One file finished (`what` is "ok" or the error).
     pub fn file(&self, path: &str, what: &str, counts: &StageCounts) {
         match self {

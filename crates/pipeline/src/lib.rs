@@ -9,6 +9,7 @@
 
 pub mod ask;
 pub mod batch;
+pub mod bench;
 pub mod def;
 pub mod device;
 mod error;

@@ -7,7 +7,6 @@ pub mod bench_clip;
 pub mod bench_listen;
 pub mod bench_llm;
 pub mod bench_pipeline;
-mod bench_util;
 pub mod bench_whisper;
 pub mod chat;
 pub mod common;

@@ -6,9 +6,8 @@ use percept_clip::labels::{parse_vocabulary, CacheStatus, BUNDLED_LABELS};
 use percept_clip::TEMPLATES;
 use percept_core::{DecodedImage, VisionContext};
 use percept_media::image::{decode_image_file, ImageOptions};
-use percept_pipeline::{
-    add_labels, facts_only, load_classifier, load_vision, missing_clip_line, LabelChoice,
-};
+use percept_pipeline::service::VisionWorker;
+use percept_pipeline::{load_classifier, load_vision, missing_clip_line, LabelChoice};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, clap::Args)]
@@ -90,15 +89,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         gps_coordinates: args.gps,
         ..ImageOptions::default()
     };
+    let worker = VisionWorker::new(stage, classifier, opts.clone());
     let mut failed = 0;
     for image in decode_each(&args.images, &opts, &mut failed) {
-        let mut ctx = match &stage {
-            Some(s) => s.describe(&image)?,
-            None => facts_only(&image),
-        };
-        if let Some(c) = &classifier {
-            add_labels(c, &image, &mut ctx)?;
-        }
+        let ctx = worker
+            .see(&image)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", image.source))?;
         if args.json {
             println!("{}", serde_json::to_string(&ctx)?);
         } else {

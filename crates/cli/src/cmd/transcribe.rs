@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use percept_core::Transcript;
+use percept_pipeline::PipelineDef;
 use percept_whisper::{Options, Task, Whisper};
 use std::path::{Path, PathBuf};
 
@@ -54,15 +55,20 @@ pub struct Args {
     pub device: super::common::DeviceArg,
 }
 
-/// Whisper through the pipeline loader: `spec` on `device` (default: the default pipeline's).
-pub fn load_model(spec: &str, device: Option<&str>) -> anyhow::Result<Whisper> {
+/// The default pipeline with Whisper `spec` on `device` (default: the pipeline's).
+pub fn whisper_def(spec: &str, device: Option<&str>) -> anyhow::Result<PipelineDef> {
     let mut def = percept_pipeline::load_def("default")?;
     def.apply(&percept_pipeline::Overrides {
         whisper: Some(spec.to_string()),
         device: device.map(str::to_string),
         ..Default::default()
     });
-    let speech = percept_pipeline::load_speech(&def)
+    Ok(def)
+}
+
+/// Whisper through the pipeline loader.
+fn load_model(spec: &str, device: Option<&str>) -> anyhow::Result<Whisper> {
+    let speech = percept_pipeline::load_speech(&whisper_def(spec, device)?)
         .with_context(|| format!("model {spec:?} (try `percept models fetch {spec}`)"))?;
     Ok(speech.whisper)
 }

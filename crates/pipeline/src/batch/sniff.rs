@@ -19,8 +19,23 @@ pub fn sniff_file(path: &Path) -> std::io::Result<Sniffed> {
     std::fs::File::open(path)?
         .take(SNIFF_BYTES)
         .read_to_end(&mut head)?;
-    Ok(sniff(&head))
+    let mut sniffed = sniff(&head);
+    // A browser's WebM recording or a phone's MP4 memo has a video container's magic bytes;
+    // its tracks say whether it is audio.
+    if VIDEO_CONTAINERS.contains(&sniffed.detected.as_str()) && percept_media::is_audio_only(path) {
+        sniffed.kind = Kind::Audio;
+    }
+    Ok(sniffed)
 }
+
+/// Containers that `infer` names as video but that may hold only audio.
+const VIDEO_CONTAINERS: &[&str] = &[
+    "video/webm",
+    "video/x-matroska",
+    "video/mp4",
+    "video/quicktime",
+    "video/x-m4v",
+];
 
 pub fn sniff(head: &[u8]) -> Sniffed {
     if let Some(t) = infer::get(head) {

@@ -145,11 +145,8 @@ impl Service {
         });
 
         loaded.clip = vision.as_ref().map(|v| v.id.clone());
-        let worker = VisionWorker {
-            stage: vision.map(|v| v.stage),
-            classifier,
-            opts: ImageOptions::default(),
-        };
+        let worker =
+            VisionWorker::new(vision.map(|v| v.stage), classifier, ImageOptions::default());
         let vision = stage(&mut pipeline, "vision", observer.clone(), move |w| {
             worker.run(w)
         });

@@ -32,14 +32,27 @@ pub enum VisionOut {
     Probes(Vec<ImageProbe>),
 }
 
-/// Owns CLIP and the classifier (each when its weights were found) on the vision thread.
+/// Owns CLIP and the classifier (each when its weights were found) on the vision thread;
+/// `percept tag` uses one directly.
 pub struct VisionWorker {
-    pub stage: Option<VisionStage>,
-    pub classifier: Option<Classifier>,
-    pub opts: ImageOptions,
+    stage: Option<VisionStage>,
+    classifier: Option<Classifier>,
+    opts: ImageOptions,
 }
 
 impl VisionWorker {
+    pub fn new(
+        stage: Option<VisionStage>,
+        classifier: Option<Classifier>,
+        opts: ImageOptions,
+    ) -> Self {
+        VisionWorker {
+            stage,
+            classifier,
+            opts,
+        }
+    }
+
     pub fn run(&self, work: VisionWork) -> Result<VisionOut, JobError> {
         Ok(match work {
             VisionWork::Describe(images) => VisionOut::Contexts(
