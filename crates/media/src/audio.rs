@@ -11,7 +11,8 @@ use std::path::Path;
 pub use crate::audio_limits::{
     AudioLimits, MAX_CHANNELS, MAX_FRAMES_PER_PACKET, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE,
 };
-pub use crate::audio_stream::AudioStream;
+pub use crate::audio_opus::OPUS_ENABLED;
+pub use crate::audio_stream::{is_audio_only, AudioStream};
 
 /// Whisper (and most speech models) want 16 kHz.
 pub const SPEECH_RATE: u32 = 16_000;
@@ -29,6 +30,8 @@ pub enum AudioError {
     Empty { path: String },
     #[error("{path}: not a recognised audio format ({reason})")]
     Format { path: String, reason: String },
+    #[error("{path}: the file ends early (cut short, or still being written)")]
+    Truncated { path: String },
     #[error("{path}: no decodable audio track")]
     NoTrack { path: String },
     #[error("{path}: invalid audio stream: {reason}")]
@@ -45,6 +48,8 @@ pub enum AudioError {
     TooManyChannels { path: String, channels: usize },
     #[error("{path}: codec declares {frames} frames per packet, over the limit of {MAX_FRAMES_PER_PACKET}")]
     PacketTooLarge { path: String, frames: u64 },
+    #[error("{path}: Opus audio, but this percept was built without Opus (the `opus` cargo feature, which needs libopus-dev)")]
+    OpusOff { path: String },
     #[error("{path}: audio is longer than the limit of {max_seconds} s")]
     TooLong { path: String, max_seconds: u32 },
 }

@@ -2,6 +2,7 @@
 
 pub mod audio;
 mod audio_limits;
+mod audio_opus;
 mod audio_resample;
 mod audio_stream;
 pub mod image;
@@ -11,7 +12,7 @@ mod image_jpeg;
 pub mod image_resize;
 
 pub use audio::{
-    decode_file, decode_file_with, resample_clip, AudioError, AudioLimits, AudioStream,
-    MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, SPEECH_RATE,
+    decode_file, decode_file_with, is_audio_only, resample_clip, AudioError, AudioLimits,
+    AudioStream, MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, OPUS_ENABLED, SPEECH_RATE,
 };
 pub use audio_resample::MonoResampler;

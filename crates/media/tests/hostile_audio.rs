@@ -3,6 +3,9 @@
 //! the decoding thread, so a regression shows up as a failed bound, not as a slow test or an
 //! abort.
 
+mod common;
+
+use common::wav;
 use percept_media::{decode_file_with, AudioError, AudioLimits, AudioStream, SPEECH_RATE};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -60,25 +63,6 @@ fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
 }
 
 const MB: usize = 1 << 20;
-
-/// A PCM RIFF/WAVE file, byte for byte what the reproduction writes.
-fn wav(rate: u32, channels: u16, bits: u16, data: &[u8]) -> Vec<u8> {
-    let block = u32::from(channels) * u32::from(bits) / 8;
-    let mut v = b"RIFF".to_vec();
-    v.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
-    v.extend_from_slice(b"WAVEfmt ");
-    v.extend_from_slice(&16u32.to_le_bytes());
-    v.extend_from_slice(&1u16.to_le_bytes());
-    v.extend_from_slice(&channels.to_le_bytes());
-    v.extend_from_slice(&rate.to_le_bytes());
-    v.extend_from_slice(&rate.wrapping_mul(block).to_le_bytes());
-    v.extend_from_slice(&(block as u16).to_le_bytes());
-    v.extend_from_slice(&bits.to_le_bytes());
-    v.extend_from_slice(b"data");
-    v.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    v.extend_from_slice(data);
-    v
-}
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let p = dir.join(name);
