@@ -8,11 +8,12 @@ use crate::audio_resample::MonoResampler;
 use percept_core::AudioClip;
 use std::path::Path;
 
+pub use crate::audio_container::is_audio_only;
 pub use crate::audio_limits::{
     AudioLimits, MAX_CHANNELS, MAX_FRAMES_PER_PACKET, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE,
 };
 pub use crate::audio_opus::OPUS_ENABLED;
-pub use crate::audio_stream::{is_audio_only, AudioStream};
+pub use crate::audio_stream::AudioStream;
 
 /// Whisper (and most speech models) want 16 kHz.
 pub const SPEECH_RATE: u32 = 16_000;

@@ -3,136 +3,17 @@
 //! sits in memory at its source rate.
 
 use crate::audio::{downmix, AudioError};
-use crate::audio_limits::{check_params, check_rate, check_spec, check_wav_head, AudioLimits};
+use crate::audio_container::{guarded, probe};
+use crate::audio_limits::{check_params, check_rate, check_spec, AudioLimits};
 use crate::audio_resample::MonoResampler;
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use symphonia::core::audio::SampleBuffer;
 use symphonia::core::codecs::{Decoder, DecoderOptions, CODEC_TYPE_NULL, CODEC_TYPE_OPUS};
 use symphonia::core::errors::Error as SymError;
-use symphonia::core::formats::{FormatOptions, FormatReader};
-use symphonia::core::io::{MediaSource, MediaSourceStream};
-use symphonia::core::meta::MetadataOptions;
-use symphonia::core::probe::Hint;
+use symphonia::core::formats::FormatReader;
 
 /// Packets that fail to decode in a row before the file is declared broken.
 const MAX_BAD_PACKETS: usize = 32;
-
-/// The first bytes of a Matroska or WebM file (an EBML header).
-const EBML_MAGIC: &[u8] = b"\x1a\x45\xdf\xa3";
-
-/// A file that tells symphonia it cannot seek. symphonia 0.5's Matroska reader, when it can
-/// seek, jumps to every element the SeekHead lists and panics when one lies past the end of
-/// a cut file (a recording whose upload or download stopped). Read front to back, it finds
-/// Info and Tracks before the first Cluster, where writers put them; the Cues it then skips
-/// only serve seeking, which decoding a whole file never does.
-struct ForwardOnly(File);
-
-impl Read for ForwardOnly {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.0.read(buf)
-    }
-}
-
-impl Seek for ForwardOnly {
-    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
-        self.0.seek(pos)
-    }
-}
-
-impl MediaSource for ForwardOnly {
-    fn is_seekable(&self) -> bool {
-        false
-    }
-
-    fn byte_len(&self) -> Option<u64> {
-        None
-    }
-}
-
-/// Opens `path` and finds its container's reader; a file that is not audio, is cut inside
-/// its headers or declares a WAV rate or channel count outside the limits is an error.
-fn probe(path: &Path, name: &str) -> Result<Box<dyn FormatReader>, AudioError> {
-    let limit_err = |p| AudioError::from_problem(name, p);
-    let open_err = |source| AudioError::Open {
-        path: name.to_string(),
-        source,
-    };
-    let meta = std::fs::metadata(path).map_err(open_err)?;
-    if meta.is_dir() {
-        return Err(AudioError::IsDirectory {
-            path: name.to_string(),
-        });
-    }
-    if meta.len() == 0 {
-        return Err(AudioError::Empty {
-            path: name.to_string(),
-        });
-    }
-    let mut file = File::open(path).map_err(open_err)?;
-    let mut head = Vec::with_capacity(4096);
-    (&mut file)
-        .take(4096)
-        .read_to_end(&mut head)
-        .and_then(|_| file.seek(SeekFrom::Start(0)))
-        .map_err(open_err)?;
-    check_wav_head(&head).map_err(limit_err)?;
-    let source: Box<dyn MediaSource> = if head.starts_with(EBML_MAGIC) {
-        Box::new(ForwardOnly(file))
-    } else {
-        Box::new(file)
-    };
-    let mss = MediaSourceStream::new(source, Default::default());
-    let mut hint = Hint::new();
-    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
-        hint.with_extension(ext);
-    }
-    // Some symphonia readers assert on impossible headers; a panic there is bad input.
-    let probed = guarded(|| {
-        symphonia::default::get_probe().format(
-            &hint,
-            mss,
-            &FormatOptions::default(),
-            &MetadataOptions::default(),
-        )
-    })
-    .map_err(|_| AudioError::Format {
-        path: name.to_string(),
-        reason: "malformed header".into(),
-    })?
-    .map_err(|e| match e {
-        SymError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            AudioError::Truncated {
-                path: name.to_string(),
-            }
-        }
-        e => AudioError::Format {
-            path: name.to_string(),
-            reason: e.to_string(),
-        },
-    })?;
-    Ok(probed.format)
-}
-
-/// Whether `path` is a container (MP4, MOV, Matroska, WebM, Ogg...) whose every track is
-/// audio: a recording or a memo rather than a video. False when it cannot be read.
-pub fn is_audio_only(path: &Path) -> bool {
-    let name = path.display().to_string();
-    probe(path, &name).is_ok_and(|format| {
-        let tracks = format.tracks();
-        !tracks.is_empty()
-            && tracks
-                .iter()
-                .all(|t| t.codec_params.codec != CODEC_TYPE_NULL)
-    })
-}
-
-/// Runs a step of symphonia's, turning a panic into `Err`.
-fn guarded<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
-    catch_unwind(AssertUnwindSafe(f))
-}
 
 /// A decoding audio file that yields mono samples at `target_rate` chunk by chunk.
 pub struct AudioStream {

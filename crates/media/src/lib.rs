@@ -1,6 +1,7 @@
 //! Media decoding for the pipeline's stages.
 
 pub mod audio;
+mod audio_container;
 mod audio_limits;
 mod audio_opus;
 mod audio_resample;
