@@ -200,3 +200,56 @@ pub fn speak(text: &str, path: &std::path::Path) {
         .expect("run espeak-ng");
     assert!(ok.success(), "espeak-ng failed on {text:?}");
 }
+
+/// Word error rate of `hypothesis` against `reference`, in percent: word substitutions,
+/// insertions and deletions (Levenshtein over [`normalise`]d words) per reference word.
+pub fn wer(reference: &str, hypothesis: &str) -> f64 {
+    let r = normalise(reference);
+    let h = normalise(hypothesis);
+    let r: Vec<&str> = r.split_whitespace().collect();
+    let h: Vec<&str> = h.split_whitespace().collect();
+    let mut prev: Vec<usize> = (0..=h.len()).collect();
+    for (i, rw) in r.iter().enumerate() {
+        let mut cur = vec![i + 1; h.len() + 1];
+        for (j, hw) in h.iter().enumerate() {
+            let sub = prev[j] + usize::from(rw != hw);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    100.0 * prev[h.len()] as f64 / r.len().max(1) as f64
+}
+
+/// Runs an encoder (`ffmpeg`, `opusenc`); a missing one fails with the command that installs it.
+pub fn encode(program: &str, args: &[&str]) {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run `{program}` ({e}): run ./scripts/setup --test to install it")
+        });
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs the percept binary in `dir` and waits for it.
+pub fn percept_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_percept"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run percept")
+}
+
+/// The stdout of a run that must have succeeded (its stderr in the failure message).
+pub fn stdout_ok(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "percept failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -363,12 +363,21 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// `input_audio.format` values: OpenAI's wav and mp3, and what phones and browsers record
+/// (Ogg/Opus voice notes, WebM/Opus, M4A/MP4 with AAC). The content decides how it is read;
+/// the format is only a hint.
+const INPUT_AUDIO_FORMATS: &[&str] = &["wav", "mp3", "flac", "ogg", "opus", "webm", "m4a", "mp4"];
+
 fn audio(a: &InputAudio, n: usize, param: &str) -> Result<AudioInput, ApiError> {
     let format = a.format.to_ascii_lowercase();
-    if !["wav", "mp3", "flac", "ogg"].contains(&format.as_str()) {
+    if !INPUT_AUDIO_FORMATS.contains(&format.as_str()) {
         return Err(ApiError::invalid(
             format!("{param}.input_audio.format"),
-            format!("`{}` is not supported; use wav or mp3", a.format),
+            format!(
+                "`{}` is not supported; use one of {}",
+                a.format,
+                INPUT_AUDIO_FORMATS.join(", ")
+            ),
         ));
     }
     let data_param = format!("{param}.input_audio.data");
@@ -419,5 +428,25 @@ mod tests {
         assert!(e
             .message
             .starts_with("messages[0].content[1].image_url.url: bad base64"));
+    }
+
+    #[test]
+    fn recorded_audio_formats_are_accepted_and_others_refused_with_the_list() {
+        let input = |format: &str| InputAudio {
+            data: "AAAA".into(),
+            format: format.into(),
+        };
+        for f in ["wav", "mp3", "webm", "ogg", "opus", "m4a", "mp4", "WebM"] {
+            let a = audio(&input(f), 1, "messages[0].content[0]").expect(f);
+            assert_eq!(a.ext.as_deref(), Some(f.to_ascii_lowercase().as_str()));
+        }
+        let e = audio(&input("aiff"), 1, "messages[0].content[0]").unwrap_err();
+        assert!(
+            e.message.contains(
+                "`aiff` is not supported; use one of wav, mp3, flac, ogg, opus, webm, m4a, mp4"
+            ),
+            "{}",
+            e.message
+        );
     }
 }
