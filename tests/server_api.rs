@@ -71,9 +71,11 @@ fn read_sse(r: reqwest::blocking::Response) -> (Vec<Value>, bool) {
     (chunks, done)
 }
 
+/// One metric's value; /metrics is behind the key when one is set (these tests use "sekrit").
 fn metric(s: &Server, c: &Client, name: &str) -> f64 {
     let text = c
         .get(format!("{}/metrics", s.url))
+        .bearer_auth("sekrit")
         .send()
         .and_then(|r| r.text())
         .expect("metrics");

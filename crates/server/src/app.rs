@@ -3,7 +3,7 @@
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{audio, chat, embeddings};
+use crate::{access, audio, chat, embeddings};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
@@ -41,11 +41,15 @@ pub fn router(st: Arc<AppState>) -> Router {
             get(|| async { page("text/css; charset=utf-8", STYLE_CSS) }),
         )
         .route("/health", get(health))
-        .route("/metrics", get(metrics))
+        .route(
+            "/metrics",
+            get(metrics).route_layer(middleware::from_fn_with_state(st.clone(), auth)),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(st.config.max_body_bytes))
         .layer(middleware::from_fn_with_state(st.clone(), count))
+        .layer(middleware::from_fn_with_state(st.clone(), access::check))
         .with_state(st)
 }
 
@@ -71,7 +75,8 @@ async fn method_not_allowed(req: Request) -> Response {
     e.into_response()
 }
 
-/// Bearer token on every /v1 route when `--api-key` is set; compared in constant time.
+/// Bearer token on every /v1 route and /metrics when `--api-key` is set; compared in
+/// constant time.
 async fn auth(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     if let Some(key) = &st.config.api_key {
         let given = req

@@ -101,8 +101,10 @@ async fn handle(
     task: Task,
 ) -> Result<Response, ApiError> {
     let workers = st.workers()?;
-    let permit = st.admit()?;
-    let form = read_form(st, form).await?;
+    let deadline = st.config.body_timeout;
+    let form = tokio::time::timeout(deadline, read_form(st, form))
+        .await
+        .map_err(|_| ApiError::body_timeout(deadline.as_secs()))??;
     let Some(whisper_id) = workers.whisper_id.clone() else {
         return Err(ApiError::not_loaded(
             "no Whisper model is loaded (start the server with --whisper ID)",
@@ -131,6 +133,7 @@ async fn handle(
         audio_limits: st.config.speech.audio_limits,
         ..Options::default()
     };
+    let permit = st.admit()?;
     let t = workers
         .transcribe(vec![file], options, permit)
         .await?

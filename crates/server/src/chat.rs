@@ -83,9 +83,9 @@ async fn queue(
     guard: &CancelGuard,
 ) -> Result<(Queued, bool), ApiError> {
     let workers = st.workers()?;
-    let permit = st.admit()?;
-    let bytes = json::read(req, st.config.max_body_bytes).await?;
+    let bytes = json::read(req, st.config.max_body_bytes, st.config.body_timeout).await?;
     let req: ChatRequest = json::parse(&bytes)?;
+    drop(bytes);
     if let Some(m) = &req.model {
         if m != &workers.llm_id {
             return Err(ApiError::unknown_model(
@@ -99,6 +99,21 @@ async fn queue(
     let streaming = req.stream;
     let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
     let inputs = chat_input::split(req.messages, &st.policy)?;
+    let text_bytes = inputs.system.as_ref().map_or(0, String::len)
+        + inputs.history.iter().map(|t| t.text.len()).sum::<usize>()
+        + inputs.question.as_ref().map_or(0, String::len);
+    if workers.loaded.surely_too_long(text_bytes) {
+        return Err(ApiError::invalid(
+            "messages",
+            format!(
+                "{text_bytes} bytes of text cannot fit the model's context of {} tokens",
+                workers.loaded.context_length
+            ),
+        )
+        .with_code("context_length_exceeded"));
+    }
+    // A queue place only for a request that is fully read and valid.
+    let permit = st.admit()?;
     let media = ChatMedia {
         question: Question {
             system: inputs.system.or_else(|| st.config.system.clone()),

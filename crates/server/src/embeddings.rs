@@ -47,8 +47,7 @@ async fn handle(st: &Arc<AppState>, req: Request) -> Result<Value, ApiError> {
     let Some(clip_id) = workers.clip_id.clone() else {
         return Err(no_clip());
     };
-    let permit = st.admit()?;
-    let bytes = json::read(req, st.config.max_body_bytes).await?;
+    let bytes = json::read(req, st.config.max_body_bytes, st.config.body_timeout).await?;
     let req: EmbeddingsRequest = json::parse(&bytes)?;
     if let Some(m) = &req.model {
         if m != &clip_id {
@@ -66,6 +65,7 @@ async fn handle(st: &Arc<AppState>, req: Request) -> Result<Value, ApiError> {
         }
     };
     let inputs = parse_inputs(req.input)?;
+    let permit = st.admit()?;
     let vectors = workers.embed(inputs, permit).await?;
     let data: Vec<Value> = vectors
         .iter()

@@ -119,6 +119,30 @@ impl ApiError {
         .with_code("timeout")
     }
 
+    /// A JSON endpoint was sent something else (a web page's `text/plain` form post, say).
+    pub fn unsupported_media_type(given: &str) -> Self {
+        let given = if given.is_empty() { "none" } else { given };
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid_request_error",
+            format!("the body must be JSON with `Content-Type: application/json` (got {given})"),
+        )
+        .with_code("unsupported_media_type")
+    }
+
+    pub fn body_timeout(secs: u64) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            format!("the request body did not arrive within {secs} s"),
+        )
+        .with_code("body_timeout")
+    }
+
+    pub fn forbidden(message: impl Into<String>, code: &'static str) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "invalid_request_error", message).with_code(code)
+    }
+
     pub fn cancelled() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,

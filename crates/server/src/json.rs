@@ -6,11 +6,27 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
-/// Reads the body only once the caller has a queue place, so a flood of large bodies is
-/// refused (429) before any of it is buffered.
-pub async fn read(req: axum::extract::Request, limit: usize) -> Result<Bytes, ApiError> {
+/// Reads a JSON body within `limit` bytes and `deadline`. It holds no queue place: a client
+/// that stalls mid-body costs its own connection only, and is cut off at the deadline.
+pub async fn read(
+    req: axum::extract::Request,
+    limit: usize,
+    deadline: std::time::Duration,
+) -> Result<Bytes, ApiError> {
     use axum::extract::FromRequest;
-    body(Bytes::from_request(req, &()).await, limit)
+    let ct = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/json") {
+        return Err(ApiError::unsupported_media_type(ct));
+    }
+    match tokio::time::timeout(deadline, Bytes::from_request(req, &())).await {
+        Ok(b) => body(b, limit),
+        Err(_) => Err(ApiError::body_timeout(deadline.as_secs())),
+    }
 }
 
 /// Maps a body that could not be read (over `--max-body-mb`, broken connection) to an error.

@@ -15,10 +15,12 @@
 //! `Retry-After` when none is free) and its jobs hold the permit until their stage is done,
 //! so memory stays bounded and the stage channels never block a handler.
 
+mod access;
 mod app;
 mod audio;
 mod chat;
 mod chat_input;
+mod conn;
 mod embeddings;
 mod error;
 mod json;
@@ -61,6 +63,17 @@ pub struct Config {
     /// Whisper decoding for spoken questions (the pipeline's, as `ask` uses it), with the
     /// server's audio limits (`AudioLimits::SERVER` unless `--max-audio-s`).
     pub speech: percept_whisper::Options,
+    /// How long a client may take to send a request's headers (then the connection closes).
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's body (then 408).
+    pub body_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// Host names accepted in the `Host` header besides IP literals and `localhost`
+    /// (a defence against DNS rebinding).
+    pub allow_hosts: Vec<String>,
+    /// Web origins allowed to call the API from a browser; none by default.
+    pub cors_origins: Vec<String>,
 }
 
 /// What the caller may want to tell the user.
@@ -125,15 +138,8 @@ pub fn run(
             wait_for_signal().await;
             let _ = stop_tx.send(true);
         });
-        let mut stop_serving = stop_rx.clone();
         let app = app::router(st.clone());
-        let mut server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop_serving.wait_for(|s| *s).await;
-                })
-                .await
-        });
+        let mut server = tokio::spawn(conn::serve(listener, app, st.clone(), stop_rx.clone()));
 
         let loading = tokio::task::spawn_blocking(load);
         let models = tokio::select! {

@@ -21,6 +21,10 @@ pub struct Metrics {
     pub tokens_per_second: Gauge,
     pub finish: IntCounterVec,
     pub ready: IntGauge,
+    pub connections: IntGauge,
+    pub connections_capacity: IntGauge,
+    pub connections_per_ip_capacity: IntGauge,
+    pub connections_rejected: IntCounter,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -87,6 +91,19 @@ impl Metrics {
             &["reason"],
         )?;
         let ready = IntGauge::new("percept_ready", "1 once the models are loaded")?;
+        let connections = IntGauge::new("percept_connections", "Open client connections")?;
+        let connections_capacity = IntGauge::new(
+            "percept_connections_capacity",
+            "Open connections allowed in total (--max-connections)",
+        )?;
+        let connections_per_ip_capacity = IntGauge::new(
+            "percept_connections_per_ip_capacity",
+            "Open connections allowed per client address (--max-connections-per-ip)",
+        )?;
+        let connections_rejected = IntCounter::new(
+            "percept_connections_rejected_total",
+            "Connections closed at once because a connection cap was reached",
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(rejected.clone()))?;
@@ -99,6 +116,10 @@ impl Metrics {
         registry.register(Box::new(tokens_per_second.clone()))?;
         registry.register(Box::new(finish.clone()))?;
         registry.register(Box::new(ready.clone()))?;
+        registry.register(Box::new(connections.clone()))?;
+        registry.register(Box::new(connections_capacity.clone()))?;
+        registry.register(Box::new(connections_per_ip_capacity.clone()))?;
+        registry.register(Box::new(connections_rejected.clone()))?;
         Ok(Metrics {
             registry,
             requests,
@@ -113,6 +134,10 @@ impl Metrics {
             tokens_per_second,
             finish,
             ready,
+            connections,
+            connections_capacity,
+            connections_per_ip_capacity,
+            connections_rejected,
         })
     }
 

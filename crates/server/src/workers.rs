@@ -40,6 +40,7 @@ pub struct Workers {
     pub llm_id: String,
     pub whisper_id: Option<String>,
     pub clip_id: Option<String>,
+    pub loaded: percept_pipeline::service::Loaded,
 }
 
 impl StageObserver for Metrics {
@@ -56,9 +57,10 @@ impl Workers {
         Ok(Workers {
             service: Arc::new(service),
             metrics,
-            llm_id: loaded.llm.ok_or("the LLM stage did not load")?,
-            whisper_id: loaded.whisper,
-            clip_id: loaded.clip,
+            llm_id: loaded.llm.clone().ok_or("the LLM stage did not load")?,
+            whisper_id: loaded.whisper.clone(),
+            clip_id: loaded.clip.clone(),
+            loaded,
         })
     }
 

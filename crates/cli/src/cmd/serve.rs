@@ -37,6 +37,25 @@ pub struct Args {
     /// After Ctrl-C/SIGTERM, seconds in-flight requests get to finish before being cancelled.
     #[arg(long, default_value_t = 10)]
     grace_s: u64,
+    /// Seconds a client gets to send a request's headers, and its body.
+    #[arg(long, default_value_t = 10)]
+    header_timeout_s: u64,
+    #[arg(long, default_value_t = 30)]
+    body_timeout_s: u64,
+    /// Open connections allowed in total, and per client address (memory for request bodies
+    /// is bounded by connections x --max-body-mb).
+    #[arg(long, default_value_t = 128)]
+    max_connections: usize,
+    #[arg(long, default_value_t = 16)]
+    max_connections_per_ip: usize,
+    /// A host name to accept in the `Host` header besides IP addresses and localhost
+    /// (repeatable); other names are refused against DNS rebinding.
+    #[arg(long = "allow-host", value_name = "NAME")]
+    allow_hosts: Vec<String>,
+    /// A web origin (e.g. https://app.example) allowed to call the API from a browser
+    /// (repeatable); without it, only the server's own page can.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    cors_origins: Vec<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -59,6 +78,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             audio_limits: def.audio_limits(percept_media::AudioLimits::SERVER),
             ..def.whisper_options()
         },
+        header_timeout: Duration::from_secs(args.header_timeout_s.max(1)),
+        body_timeout: Duration::from_secs(args.body_timeout_s.max(1)),
+        max_connections: args.max_connections,
+        max_connections_per_ip: args.max_connections_per_ip,
+        allow_hosts: args.allow_hosts.clone(),
+        cors_origins: args.cors_origins.clone(),
     };
     let grace = args.grace_s;
     let loader = Box::new(move || load(&def).map_err(|e| format!("{e:#}")));

@@ -42,6 +42,19 @@ pub struct Loaded {
     pub llm: Option<String>,
     pub whisper: Option<String>,
     pub clip: Option<String>,
+    /// The LLM's context in tokens (0 without an LLM).
+    pub context_length: usize,
+    /// The longest token of the LLM's vocabulary in bytes: a text of N bytes is at least
+    /// N / this many tokens, so an overlong request is refused before it is tokenized.
+    pub max_token_bytes: usize,
+}
+
+impl Loaded {
+    /// Whether `bytes` of text surely cannot fit the LLM's context, whatever the tokenizer
+    /// makes of them.
+    pub fn surely_too_long(&self, bytes: usize) -> bool {
+        self.context_length > 0 && bytes / self.max_token_bytes.max(1) > self.context_length
+    }
 }
 
 /// A question and its media, before any stage has run.
@@ -154,6 +167,15 @@ impl Service {
         let llm = llm.map(|l| {
             loaded.llm = Some(l.id);
             let mut engine = l.engine;
+            loaded.context_length = engine.context_length();
+            loaded.max_token_bytes = engine
+                .tokenizer
+                .inner()
+                .get_vocab(true)
+                .keys()
+                .map(String::len)
+                .max()
+                .unwrap_or(1);
             stage(&mut pipeline, "llm", observer, move |w: LlmWork| {
                 if w.cancel.load(Ordering::SeqCst) {
                     return Err(JobError::Cancelled);
