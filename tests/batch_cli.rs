@@ -301,3 +301,59 @@ fn a_question_is_answered_for_each_file() {
         assert!(r["timings"]["llm"].as_f64().is_some(), "{r}");
     }
 }
+
+/// F3: two names that differ only in bytes that are not UTF-8 read alike in `path`; with
+/// the same size and mtime the second must still run, and each record maps to its file.
+#[cfg(unix)]
+#[test]
+fn names_that_are_not_utf8_keep_their_exact_bytes_and_resume_apart() {
+    use base64::Engine as _;
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    let name = |b: &[u8]| dir.join(std::ffi::OsStr::from_bytes(b));
+    let (first, second) = (name(b"x\xff.wav"), name(b"x\xfe.wav"));
+    copy("assets/audio/jfk.wav", &first);
+    let out = percept(tmp.path(), &["batch", "m", "--out", "r.jsonl"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::copy(&first, &second).unwrap();
+    let mtime = std::fs::metadata(&first).unwrap().modified().unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&second)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let out = percept(tmp.path(), &["batch", "m", "--out", "r.jsonl"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recs = records(&tmp.path().join("r.jsonl"));
+    assert_eq!(recs.len(), 2, "the second file ran: {recs:?}");
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut exact: Vec<Vec<u8>> = recs
+        .iter()
+        .map(|r| {
+            b64.decode(r["path_b64"].as_str().expect("path_b64"))
+                .unwrap()
+        })
+        .collect();
+    exact.sort();
+    assert_eq!(
+        exact,
+        vec![b"m/x\xfe.wav".to_vec(), b"m/x\xff.wav".to_vec()]
+    );
+    let again = percept(tmp.path(), &["batch", "m", "--out", "r.jsonl"]);
+    assert!(again.status.success());
+    assert_eq!(
+        records(&tmp.path().join("r.jsonl")).len(),
+        2,
+        "a rerun adds nothing"
+    );
+}

@@ -2,7 +2,7 @@
 //! stages the files need, run them and record every file.
 
 use super::journal::{Done, Journal};
-use super::record::Kind;
+use super::record::{self, Kind};
 use super::{models, partition, process, record_line, walk, Observer, RunOptions, Tally};
 use crate::def::PipelineDef;
 use crate::error::{PipelineError, Result};
@@ -85,7 +85,7 @@ pub fn run_folder(
     let todo: Vec<_> = walked
         .entries
         .into_iter()
-        .filter(|e| !done.contains(&e.display, e.size, e.mtime))
+        .filter(|e| !done.contains(&record::path_key(&e.path, &e.display), e.size, e.mtime))
         .collect();
     let skipped = (found - todo.len()) as u64;
     let (work, direct) = partition(todo);

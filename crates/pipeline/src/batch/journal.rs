@@ -84,10 +84,7 @@ impl Done {
             if retry_errors && r.status == Status::Error {
                 continue;
             }
-            by_path
-                .entry(r.path.clone())
-                .or_default()
-                .push((r.size, r.mtime));
+            by_path.entry(r.key()).or_default().push((r.size, r.mtime));
         }
         Done { by_path }
     }

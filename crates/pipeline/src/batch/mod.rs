@@ -60,6 +60,7 @@ pub fn record_line(entry: &Entry, outcome: &Result<Work, (String, Timings)>) -> 
     };
     let rec = Record {
         path: &entry.display,
+        path_b64: record::path_b64(&entry.path),
         size: entry.size,
         mtime: entry.mtime,
         kind: entry.kind,
