@@ -99,6 +99,27 @@ fn transcribe_gives_the_same_words_for_opus_webm_and_m4a_as_for_the_wav() {
         eprintln!("{format}: WER {w:.1}%: {}", normalise(&text));
         wers.insert(*format, w);
     }
+    // Decoding the Opus note (libopus, 48 kHz to 16 kHz) is a small part of transcribing it.
+    let out = percept_in(
+        tmp.path(),
+        &[
+            "bench",
+            "whisper",
+            "--model",
+            WHISPER,
+            "--audio",
+            s(&files["opus"]),
+            "--json",
+        ],
+    );
+    let b: Value = serde_json::from_str(&stdout_ok(&out)).expect("bench json");
+    let (decode, total) = (b["audio_decode_s"].as_f64(), b["total_s"].as_f64());
+    let (decode, total) = (decode.expect("audio_decode_s"), total.expect("total_s"));
+    eprintln!(
+        "bench whisper on the Opus note: decode {decode:.3} s of {total:.3} s ({:.1}%)",
+        100.0 * decode / total
+    );
+    assert!(decode < 0.05 * total, "{b}");
     let wav = wers["wav"];
     assert!(wav < 15.0, "the WAV itself transcribes badly: {wers:?}");
     for (format, w) in &wers {

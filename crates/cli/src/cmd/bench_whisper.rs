@@ -28,6 +28,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!("model               {}", args.model);
     println!("audio               {:.1} s ({})", b.audio_s, b.audio);
     println!("load                {:.3} s", b.load_s);
+    println!(
+        "audio decode        {:.3} s ({:.1}% of the transcription)",
+        b.audio_decode_s,
+        100.0 * b.audio_decode_s / b.total_s.max(1e-9)
+    );
     println!("mel                 {:.3} s", b.mel_s);
     let (w, t) = (b.encoder_ms_per_window, b.decode_ms_per_token);
     println!("encoder             {w:.1} ms/window x {}", b.windows);
