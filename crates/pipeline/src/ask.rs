@@ -114,7 +114,11 @@ pub fn ask_with(
         )?;
         let candidates = probe::parse_candidates(&reply.text, n);
         probes = service.probe(images.clone(), candidates)?;
-        prompt.context.extend(probes.iter().map(probe::describe));
+        let many = probes.len() > 1;
+        let parts = probes.iter().enumerate();
+        prompt
+            .context
+            .extend(parts.map(|(i, p)| probe::describe(p, many.then_some(i + 1))));
     }
     for img in &mut images {
         img.embedding = None;

@@ -116,18 +116,18 @@ pub fn probe_images(
 
 /// The prompt part for one image's probe. The candidates came from a model that read
 /// untrusted text, so they are untrusted too.
-pub fn describe(probe: &ImageProbe) -> Untrusted {
-    let name = std::path::Path::new(&probe.source)
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| probe.source.clone());
+/// `n` numbers the image as the prompt's image parts do (`None` for a single image).
+pub fn describe(probe: &ImageProbe, n: Option<usize>) -> Untrusted {
     let lines: Vec<String> = probe
         .candidates
         .iter()
         .map(|c| format!("{} ({:.0}%)", c.text, c.score * 100.0))
         .collect();
     Untrusted {
-        label: format!("candidate answers for image {name}, scored by CLIP against the image"),
+        label: format!(
+            "candidate answers for {}, scored by CLIP against the image",
+            crate::prompt::image_label(n)
+        ),
         text: lines.join("\n"),
     }
 }
