@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::path::Path;
 
-use crate::{image_colours, image_exif, image_jpeg};
+use crate::{image_colours, image_content, image_exif, image_jpeg};
 
 /// Key in [`ImageFacts::extra`], set to `"true"` when the file ends before the image data
 /// does and the decoder filled in the rest.
@@ -165,6 +165,9 @@ pub fn decode_image_bytes(
     let colours = image_colours::dominant_colours(rgb.as_raw(), width, height);
     if !colours.is_empty() {
         extra.insert("colours".to_string(), image_colours::describe(&colours));
+    }
+    if let Some(what) = image_content::no_subject(rgb.as_raw(), width, height) {
+        extra.insert(image_content::NO_SUBJECT_FACT.to_string(), what.to_string());
     }
     Ok(DecodedImage {
         source: source_name.to_string(),

@@ -8,9 +8,11 @@ mod audio_resample;
 mod audio_stream;
 pub mod image;
 mod image_colours;
+mod image_content;
 mod image_exif;
 mod image_jpeg;
 pub mod image_resize;
+pub use image_content::NO_SUBJECT_FACT;
 
 pub use audio::{
     decode_file, decode_file_with, is_audio_only, resample_clip, AudioError, AudioLimits,
