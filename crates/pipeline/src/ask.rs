@@ -10,6 +10,7 @@ use crate::error::{PipelineError, Result};
 use crate::load::Stages;
 use crate::probe;
 use crate::service::{Media, Prepared, Question, Service};
+use crate::video::{label_parts, video_limits, video_media, VideoSeen, VIDEO_AUDIO};
 use percept_core::{AnswerEvent, StageMetrics, Transcript, VisionContext};
 use percept_llm::Generation;
 use std::path::PathBuf;
@@ -24,6 +25,9 @@ pub struct AskRequest {
     /// A spoken question (any audio format), or a clip to ask about beside a typed question.
     pub audio: Option<PathBuf>,
     pub images: Vec<PathBuf>,
+    /// A video to ask about: its audio track is transcribed and its sampled frames are
+    /// described, all as data beside the (typed or spoken) question.
+    pub video: Option<PathBuf>,
     /// Question-guided probing, when the definition enables it and CLIP is loaded.
     pub probe: bool,
     /// Texts that end the answer.
@@ -34,8 +38,8 @@ impl AskRequest {
     /// The stages this request needs.
     pub fn need(&self) -> crate::Need {
         crate::Need {
-            speech: self.audio.is_some(),
-            vision: !self.images.is_empty(),
+            speech: self.audio.is_some() || self.video.is_some(),
+            vision: !self.images.is_empty() || self.video.is_some(),
             llm: true,
         }
     }
@@ -53,6 +57,8 @@ pub struct AskOutcome {
     pub user_turn: Option<String>,
     /// The labels of the parts fenced as data (transcripts of clips, images, probes).
     pub data_parts: Vec<String>,
+    /// The video's transcript and frames with their times (with `video`).
+    pub video: Option<VideoSeen>,
     pub generation: Generation,
     pub stages: Vec<StageMetrics>,
 }
@@ -85,12 +91,32 @@ pub fn ask_with(
             "give a question, as text or with --audio FILE",
         ));
     }
+    let video = match &req.video {
+        Some(path) => {
+            let limits = video_limits(def, percept_video::VideoLimits::CLI);
+            let video = percept_video::decode_file(path, &limits)
+                .map_err(|e| PipelineError::invalid(e.to_string()))?;
+            Some(video)
+        }
+        None => None,
+    };
+    let mut seen = video.as_ref().map(VideoSeen::new);
+    let times: Vec<(f64, bool)> = video
+        .iter()
+        .flat_map(|v| v.frames.iter().map(|f| (f.time_s, f.scene_change)))
+        .collect();
+    let (video_audio, frames) = video.map(video_media).unwrap_or_default();
     let question = Question {
         system: def.system.clone(),
         history: Vec::new(),
         typed: req.question.clone(),
-        audio: req.audio.iter().map(Media::file).collect(),
-        images: req.images.iter().map(Media::file).collect(),
+        audio: req
+            .audio
+            .iter()
+            .map(Media::file)
+            .chain(video_audio)
+            .collect(),
+        images: req.images.iter().map(Media::file).chain(frames).collect(),
     };
     let prepared = service.prepare(question, &service.speech_options)?;
     let Prepared {
@@ -99,6 +125,12 @@ pub fn ask_with(
         mut images,
         image_errors,
     } = prepared;
+    if let Some(seen) = &mut seen {
+        let heard = transcripts.iter().find(|t| t.source == VIDEO_AUDIO);
+        label_parts(&mut prompt, &images, heard);
+        seen.transcript = heard.cloned();
+        seen.add_frames(&images, &times);
+    }
 
     let mut probes = Vec::new();
     let probing = req.probe && def.probing() && service.loaded.clip.is_some();
@@ -139,6 +171,7 @@ pub fn ask_with(
         probes,
         user_turn,
         data_parts,
+        video: seen,
         generation,
         stages: Vec::new(),
     })

@@ -18,6 +18,7 @@ pub mod load;
 pub mod probe;
 pub mod prompt;
 pub mod service;
+pub mod video;
 
 pub use ask::{ask, ask_with, AskOutcome, AskRequest};
 pub use def::{load as load_def, Overrides, PipelineDef, Sampling, StageKind};

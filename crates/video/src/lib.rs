@@ -3,16 +3,13 @@
 //!
 //! Decoding goes through FFmpeg's libraries (the `video` feature, FFmpeg 5.1 from Debian).
 //! A build without the feature refuses every video with [`VIDEO_DISABLED`], one line, and
-//! the rest of percept works as before. The pure parts (sampling, scene detection, the
-//! small encoders that hand frames and audio on as files) need no FFmpeg and are tested on
-//! their own.
+//! the rest of percept works as before. The pure part (sampling and scene detection) needs
+//! no FFmpeg and is tested on its own.
 
-mod encode;
 #[cfg(feature = "video")]
 mod ffmpeg;
 mod sample;
 
-pub use encode::{bmp_bytes, wav_bytes};
 pub use sample::{luma_histogram, scene_distance, Sampler};
 
 use percept_core::{AudioClip, DecodedImage};

@@ -1,4 +1,4 @@
-//! `percept ask`: a question (typed, or spoken with --audio) about images and clips; the
+//! `percept ask`: a question (typed, or spoken with --audio) about images, clips and videos; the
 //! answer streams to stdout. The session itself is `percept_pipeline::ask`.
 
 use super::common::{resolve, show_notices, DeviceArg, LlmArgs, PipelineArgs};
@@ -20,6 +20,11 @@ pub struct Args {
     /// it is a clip to ask about instead, and its words are data, never instructions.
     #[arg(long, value_name = "FILE")]
     pub audio: Option<PathBuf>,
+    /// A video to ask about (MP4, MOV, MKV, WebM, AVI): its audio track is transcribed and
+    /// frames sampled every 2 s and at scene changes are described, all as data beside the
+    /// question, the frames labelled by their time.
+    #[arg(long, value_name = "FILE")]
+    pub video: Option<PathBuf>,
     /// Skip question-guided probing (the LLM's candidate answers scored by CLIP).
     #[arg(long)]
     pub no_probe: bool,
@@ -55,6 +60,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         question: args.question.clone(),
         audio: args.audio.clone(),
         images: args.images.clone(),
+        video: args.video.clone(),
         probe: !args.no_probe,
         stop: args.llm.stop.clone(),
     };
@@ -87,6 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "probes": outcome.probes,
             "user_turn": outcome.user_turn,
             "data_parts": outcome.data_parts,
+            "video": outcome.video,
             "answer": g.text,
             "finish": g.finish,
             "prompt_tokens": g.prompt_tokens,

@@ -7,6 +7,7 @@ use percept_media::image::{decode_image_bytes, decode_image_file, ImageOptions};
 use percept_media::AudioLimits;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Where one input's bytes are.
 #[derive(Debug, Clone)]
@@ -17,6 +18,10 @@ pub enum MediaSource {
         bytes: Vec<u8>,
         ext: Option<String>,
     },
+    /// Already decoded (a video's frame).
+    Image(Arc<DecodedImage>),
+    /// Already 16 kHz mono within the limits (a video's audio track).
+    Clip(Arc<AudioClip>),
 }
 
 /// One audio clip or image.
@@ -40,6 +45,22 @@ impl Media {
         Media {
             name: name.into(),
             source: MediaSource::Bytes { bytes, ext },
+        }
+    }
+
+    /// A decoded picture (a video's frame), named `name`.
+    pub fn image(name: impl Into<String>, image: DecodedImage) -> Self {
+        Media {
+            name: name.into(),
+            source: MediaSource::Image(Arc::new(image)),
+        }
+    }
+
+    /// A decoded 16 kHz mono clip (a video's audio track), named `name`.
+    pub fn clip(name: impl Into<String>, clip: AudioClip) -> Self {
+        Media {
+            name: name.into(),
+            source: MediaSource::Clip(Arc::new(clip)),
         }
     }
 }
@@ -77,6 +98,8 @@ pub fn decode_audio(index: usize, m: &Media, limits: &AudioLimits) -> Result<Aud
             drop(file);
             clip?
         }
+        MediaSource::Clip(clip) => AudioClip::clone(clip),
+        MediaSource::Image(_) => return Err(bad("it is a picture, not audio".into())),
     };
     clip.source = m.name.clone();
     Ok(clip)
@@ -90,6 +113,13 @@ pub fn decode_image(
     let decoded = match &m.source {
         MediaSource::Path(p) => decode_image_file(p, opts),
         MediaSource::Bytes { bytes, .. } => decode_image_bytes(&m.name, bytes, opts),
+        MediaSource::Image(img) => Ok(DecodedImage {
+            source: m.name.clone(),
+            ..DecodedImage::clone(img)
+        }),
+        MediaSource::Clip(_) => Err(percept_media::image::ImageError::NotAnImage {
+            source_name: m.name.clone(),
+        }),
     };
     decoded.map_err(|error| JobError::Image {
         index,

@@ -1,0 +1,176 @@
+//! Videos in the pipeline: a decoded video becomes media the stages already take (its audio
+//! track a clip named `the video`, each sampled frame a picture named `frame at 12.0 s`), and
+//! their results come back together with their times.
+
+use crate::def::PipelineDef;
+use crate::service::Media;
+use percept_core::{Prompt, Segment, Tag, Transcript, VisionContext};
+use percept_video::{frame_label, Video, VideoLimits};
+use serde::Serialize;
+
+/// What the video's audio track is called to the model: its transcript is the data part
+/// `transcript of the video` (never the file name).
+pub const VIDEO_AUDIO: &str = "the video";
+
+/// Video limits: `runtime.max_audio_s` caps a video's duration too, over `base`.
+pub fn video_limits(def: &PipelineDef, base: VideoLimits) -> VideoLimits {
+    match def.runtime.max_audio_s {
+        Some(s) => base.with_max_seconds(s),
+        None => base,
+    }
+}
+
+/// The video's audio track (when it has one) and its frames as media for the stages.
+pub fn video_media(video: Video) -> (Option<Media>, Vec<Media>) {
+    let audio = video.audio.map(|clip| Media::clip(VIDEO_AUDIO, clip));
+    let frames = video
+        .frames
+        .into_iter()
+        .map(|f| Media::image(frame_label(f.time_s), f.image))
+        .collect();
+    (audio, frames)
+}
+
+/// One sampled frame's results, with its time.
+#[derive(Debug, Clone, Serialize)]
+pub struct FrameSeen {
+    pub time_s: f64,
+    pub scene_change: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<Tag>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+    /// The frame as the model reads it (facts, tags, labels and any text read in it).
+    pub description: String,
+}
+
+/// What the pipeline made of one video: the transcript's timed segments, then each frame's
+/// labels, tags and text with its time.
+#[derive(Debug, Clone, Serialize)]
+pub struct VideoSeen {
+    pub duration_s: f64,
+    pub width: u32,
+    pub height: u32,
+    pub video_codec: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audio_codec: Option<String>,
+    pub transcript: Option<Transcript>,
+    pub frames: Vec<FrameSeen>,
+}
+
+impl VideoSeen {
+    /// The video's facts, before any stage has run.
+    pub fn new(video: &Video) -> Self {
+        VideoSeen {
+            duration_s: video.duration_s,
+            width: video.width,
+            height: video.height,
+            video_codec: video.video_codec.clone(),
+            audio_codec: video.audio_codec.clone(),
+            transcript: None,
+            frames: Vec::new(),
+        }
+    }
+
+    /// Adds the frame results among `images` (those named by [`frame_label`]; `times` are the
+    /// video's frame times, `scenes` whether each was a scene change).
+    pub fn add_frames(&mut self, images: &[VisionContext], times: &[(f64, bool)]) {
+        for (t, scene) in times {
+            let label = frame_label(*t);
+            if let Some(ctx) = images.iter().find(|c| c.source == label) {
+                self.frames.push(FrameSeen {
+                    time_s: *t,
+                    scene_change: *scene,
+                    labels: ctx.labels.clone(),
+                    tags: ctx.tags.clone(),
+                    description: ctx.describe(),
+                });
+            }
+        }
+    }
+}
+
+/// The transcript's segments with their times, one a line: `[0.0-3.2 s] words`.
+pub fn timed_text(segments: &[Segment]) -> String {
+    segments
+        .iter()
+        .map(|s| format!("[{:.1}-{:.1} s] {}", s.start, s.end, s.text.trim()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Labels the video's parts in `prompt`: frames by their time (`frame at 12.0 s`, not
+/// `image N`), the transcript with its segments' times. `images` are the described pictures
+/// in prompt order, `transcript` the video's.
+pub fn label_parts(prompt: &mut Prompt, images: &[VisionContext], transcript: Option<&Transcript>) {
+    if let Some(t) = transcript {
+        let label = format!("transcript of {VIDEO_AUDIO}");
+        if let Some(part) = prompt.context.iter_mut().find(|p| p.label == label) {
+            if !t.segments.is_empty() {
+                part.text = timed_text(&t.segments);
+            }
+        }
+    }
+    // Image parts follow the transcripts, in the order of `images`.
+    let first = prompt.context.len().saturating_sub(images.len());
+    for (part, ctx) in prompt.context[first..].iter_mut().zip(images) {
+        if ctx.source.starts_with("frame at ") && ctx.facts.format == "video frame" {
+            part.label = ctx.source.clone();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use percept_core::{DecodedImage, Untrusted};
+
+    #[test]
+    fn frames_and_transcript_are_labelled_by_time() {
+        let ctx = |source: &str, format: &str| {
+            let mut img = DecodedImage {
+                source: source.into(),
+                width: 1,
+                height: 1,
+                rgb: vec![0; 3],
+                facts: Default::default(),
+            };
+            img.facts.format = format.into();
+            crate::load::facts_only(&img)
+        };
+        let part = |label: &str| Untrusted {
+            label: label.into(),
+            text: "x".into(),
+        };
+        let mut prompt = Prompt {
+            system: None,
+            history: Vec::new(),
+            question: None,
+            context: vec![
+                part("transcript of the video"),
+                part("image 1"),
+                part("image 2"),
+            ],
+        };
+        let images = [ctx("cat.png", "png"), ctx("frame at 4.0 s", "video frame")];
+        let t = Transcript {
+            source: VIDEO_AUDIO.into(),
+            language: None,
+            text: "hello there".into(),
+            segments: vec![Segment {
+                start: 0.0,
+                end: 1.5,
+                text: " hello there".into(),
+                avg_logprob: 0.0,
+                no_speech_prob: 0.0,
+            }],
+        };
+        label_parts(&mut prompt, &images, Some(&t));
+        let labels: Vec<&str> = prompt.context.iter().map(|p| p.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            ["transcript of the video", "image 1", "frame at 4.0 s"]
+        );
+        assert_eq!(prompt.context[0].text, "[0.0-1.5 s] hello there");
+    }
+}

@@ -1,0 +1,185 @@
+//! Issue 15, the video part: an MP4 (H.264 + AAC) and an MKV (VP9 + Opus) made at test time
+//! with Debian's `ffmpeg` from espeak-ng speech and two bundled pictures as scenes (a cat,
+//! then an espresso), and a truncated MP4. Nothing here is committed media.
+
+mod support;
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use support::{encode, normalise, percept_in, require_models, speak, stdout_ok, wer, WHISPER};
+
+/// About 45 words over two scenes.
+const SPEECH: &str = "Welcome to this short film about a quiet morning at home. First you can see \
+our cat resting on the sofa near the window. Later we show the small cup of coffee that we make \
+every day before work. Thank you for watching and have a pleasant day.";
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf8 path")
+}
+
+/// Seconds of a 16-bit mono WAV as espeak-ng writes it.
+fn wav_seconds(wav: &Path) -> f64 {
+    let bytes = std::fs::read(wav).expect("wav");
+    let rate = u32::from_le_bytes(bytes[24..28].try_into().unwrap());
+    (bytes.len() - 44) as f64 / (2.0 * f64::from(rate))
+}
+
+/// `wav` with the cat for the first half and the espresso for the second, in `codecs`.
+fn scenes(wav: &Path, out: &Path, codecs: &[&str]) {
+    let images = support::root().join("assets/images");
+    let half = format!("{:.2}", wav_seconds(wav) / 2.0 + 0.1);
+    let (cat, coffee) = (images.join("chelsea.png"), images.join("coffee.png"));
+    let mut args = vec![
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-y",
+        "-loop",
+        "1",
+        "-t",
+        &half,
+        "-i",
+        s(&cat),
+        "-loop",
+        "1",
+        "-t",
+        &half,
+        "-i",
+        s(&coffee),
+        "-i",
+        s(wav),
+        "-filter_complex",
+        "[0:v]scale=480:360,setsar=1,fps=25[a];[1:v]scale=480:360,setsar=1,fps=25[b];\
+         [a][b]concat=n=2:v=1:a=0,format=yuv420p[v]",
+        "-map",
+        "[v]",
+        "-map",
+        "2:a",
+        "-ar",
+        "48000",
+        "-ac",
+        "2",
+    ];
+    args.extend_from_slice(codecs);
+    args.push(s(out));
+    encode("ffmpeg", &args);
+}
+
+const MP4: &[&str] = &["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"];
+const MKV: &[&str] = &[
+    "-c:v",
+    "libvpx-vp9",
+    "-deadline",
+    "realtime",
+    "-cpu-used",
+    "8",
+    "-b:v",
+    "300k",
+    "-c:a",
+    "libopus",
+];
+
+/// The speech as a WAV and the two videos made from it.
+fn videos(dir: &Path) -> (PathBuf, Vec<PathBuf>) {
+    let wav = dir.join("speech.wav");
+    speak(SPEECH, &wav);
+    let mp4 = dir.join("scenes.mp4");
+    scenes(&wav, &mp4, MP4);
+    let mkv = dir.join("scenes.mkv");
+    scenes(&wav, &mkv, MKV);
+    (wav, vec![mp4, mkv])
+}
+
+fn labels(frame: &Value) -> String {
+    frame["labels"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(frame["tags"].as_array().into_iter().flatten())
+        .filter_map(|t| t["label"].as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+        .to_lowercase()
+}
+
+#[test]
+fn ask_about_a_video_hears_its_speech_and_sees_both_scenes_with_their_times() {
+    require_models();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (wav, files) = videos(tmp.path());
+    let out = percept_in(
+        tmp.path(),
+        &[
+            "transcribe",
+            "--model",
+            WHISPER,
+            "--out-dir",
+            s(tmp.path()),
+            s(&wav),
+        ],
+    );
+    stdout_ok(&out);
+    let heard = std::fs::read_to_string(tmp.path().join("speech.txt")).expect("transcript");
+    let wav_wer = wer(SPEECH, &heard);
+    eprintln!("wav: WER {wav_wer:.1}%");
+    assert!(wav_wer < 20.0, "the WAV itself transcribes badly: {heard}");
+    for file in &files {
+        let out = percept_in(
+            tmp.path(),
+            &[
+                "ask",
+                "--whisper",
+                WHISPER,
+                "--video",
+                s(file),
+                "--max-tokens",
+                "8",
+                "--json",
+                "What is in this video?",
+            ],
+        );
+        let v: Value = serde_json::from_str(stdout_ok(&out).trim()).expect("json");
+        let video = &v["video"];
+        let text = video["transcript"]["text"].as_str().expect("a transcript");
+        let w = wer(SPEECH, text);
+        eprintln!("{}: WER {w:.1}%: {}", file.display(), normalise(text));
+        assert!(w <= wav_wer + 2.0, "{w:.1}% vs the WAV's {wav_wer:.1}%");
+        let segments = video["transcript"]["segments"]
+            .as_array()
+            .expect("segments");
+        assert!(segments.len() > 1 && segments[1]["start"].as_f64() > Some(0.0));
+        let frames = video["frames"].as_array().expect("frames");
+        let at = |words: &[&str]| {
+            frames
+                .iter()
+                .find(|f| words.iter().any(|w| labels(f).contains(w)))
+                .and_then(|f| f["time_s"].as_f64())
+        };
+        let cat = at(&["cat", "tabby"]).unwrap_or_else(|| panic!("no cat: {frames:?}"));
+        let cup = at(&["espresso", "cup"]).unwrap_or_else(|| panic!("no coffee: {frames:?}"));
+        eprintln!("cat at {cat} s, espresso at {cup} s");
+        assert!(cat < cup, "{frames:?}");
+        assert!(frames.len() <= 16);
+        let parts: Vec<&str> = v["data_parts"]
+            .as_array()
+            .expect("data parts")
+            .iter()
+            .filter_map(|p| p.as_str())
+            .collect();
+        assert!(parts.contains(&"transcript of the video"), "{parts:?}");
+        assert!(parts.contains(&"frame at 0.0 s"), "{parts:?}");
+        assert!(parts.iter().all(|p| !p.contains("scenes")), "{parts:?}");
+        assert_eq!(v["user_turn"], "What is in this video?");
+    }
+    // A truncated file: a clear error naming it, no panic.
+    let bytes = std::fs::read(&files[0]).expect("mp4");
+    let cut = tmp.path().join("cut.mp4");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).expect("write");
+    let out = percept_in(tmp.path(), &["ask", "--video", s(&cut), "what is this?"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cut.mp4") && err.contains("not a readable video"),
+        "{err}"
+    );
+}
