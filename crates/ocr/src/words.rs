@@ -5,7 +5,7 @@
 use crate::OcrText;
 
 /// A line is kept when its words' mean confidence (0–100) reaches this.
-pub const MIN_LINE_CONFIDENCE: f32 = 70.0;
+pub const MIN_LINE_CONFIDENCE: f32 = 60.0;
 /// Within a kept line, words below this are dropped.
 pub const MIN_WORD_CONFIDENCE: f32 = 40.0;
 /// Fewer letters and digits than this in all kept words is no text.

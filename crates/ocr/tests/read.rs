@@ -52,7 +52,7 @@ fn printed_text_comes_back() {
             "{file}: read {:?}, missing {missing:?}",
             got.text
         );
-        assert!(got.confidence > 0.8, "{file}: {}", got.confidence);
+        assert!(got.confidence > 0.7, "{file}: {}", got.confidence);
         assert!(
             got.text.len() <= expected.len() + 10,
             "{file}: {:?}",
@@ -60,7 +60,7 @@ fn printed_text_comes_back() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 5);
+    assert_eq!(checked, 6);
 }
 
 #[test]
