@@ -45,6 +45,7 @@ impl VisionStage {
             facts: image.facts.clone(),
             embedding: self.keep_embedding.then_some(emb),
             labels: Vec::new(),
+            ocr: None,
         })
     }
 }

@@ -15,8 +15,8 @@ mod stage;
 
 pub use error::{ItemError, StageError};
 pub use messages::{
-    describe_image, AnswerEvent, AudioClip, DecodedImage, FinishReason, ImageFacts, Prompt,
-    Segment, Tag, Transcript, Turn, TurnRole, Untrusted, VisionContext,
+    describe_image, describe_text, AnswerEvent, AudioClip, DecodedImage, FinishReason, ImageFacts,
+    Prompt, Segment, Tag, Transcript, Turn, TurnRole, Untrusted, VisionContext,
 };
 pub use metrics::StageMetrics;
 pub use runner::{Envelope, Input, ItemId, Pipeline, PipelineReport, SendError};

@@ -25,8 +25,8 @@ pub use def::{load as load_def, Overrides, PipelineDef, Sampling, StageKind};
 pub use device::DeviceSpec;
 pub use error::{PipelineError, Result};
 pub use load::{
-    add_labels, facts_only, load_classifier, load_clip, load_llm, load_speech, load_stages,
-    load_vision, missing_clip_line, model_name, LabelChoice, Need, Stages,
+    add_labels, add_text, facts_only, load_classifier, load_clip, load_llm, load_ocr, load_speech,
+    load_stages, load_vision, missing_clip_line, model_name, LabelChoice, Need, Stages,
 };
 pub use prompt::{describe_image, question_prompt};
 pub use service::{JobError, Media, Prepared, Question, Service};

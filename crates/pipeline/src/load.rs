@@ -44,6 +44,9 @@ pub struct Llm {
 /// never described by its file facts alone on a machine with only the default models.
 pub type Classifier = percept_classify::Classifier;
 
+/// OCR (the system's Tesseract): runs on every image beside the classifier when installed.
+pub type Ocr = percept_ocr::Ocr;
+
 /// What [`load_stages`] loaded, plus lines a front end should show the person (a missing
 /// CLIP model, a template warning).
 #[derive(Default)]
@@ -52,6 +55,8 @@ pub struct Stages {
     pub vision: Option<Vision>,
     /// Loaded with the vision stage when its weights are here.
     pub classifier: Option<Classifier>,
+    /// Started with the vision stage when Tesseract is installed.
+    pub ocr: Option<Ocr>,
     pub llm: Option<Llm>,
     pub notices: Vec<String>,
 }
@@ -85,6 +90,10 @@ pub fn load_stages(def: &PipelineDef, need: Need) -> Result<Stages> {
             Err(e) => stages
                 .notices
                 .push(format!("ImageNet labels unavailable: {e}")),
+        }
+        match load_ocr() {
+            Ok(o) => stages.ocr = Some(o),
+            Err(e) => stages.notices.push(e.to_string()),
         }
     }
     if need.llm {
@@ -177,6 +186,22 @@ pub fn add_labels(
         })
         .collect();
     Ok(())
+}
+
+/// Tesseract, when installed; the error is the one line that says OCR is off and why.
+pub fn load_ocr() -> std::result::Result<Ocr, percept_ocr::OcrError> {
+    Ocr::new()
+}
+
+/// Adds the text OCR reads in `image` (none when there is none). OCR never fails an image:
+/// when Tesseract fails or runs out of time, a fact says so and the rest stands.
+pub fn add_text(ocr: &Ocr, image: &DecodedImage, ctx: &mut VisionContext) {
+    match ocr.read(image) {
+        Ok(text) => ctx.ocr = text.map(|t| t.text),
+        Err(e) => {
+            ctx.facts.extra.insert("ocr".into(), e.to_string());
+        }
+    }
 }
 
 pub fn load_llm(def: &PipelineDef) -> Result<Llm> {

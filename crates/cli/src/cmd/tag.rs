@@ -1,4 +1,5 @@
-//! `percept tag`: zero-shot CLIP tags plus model-free image facts.
+//! `percept tag`: zero-shot CLIP tags, ImageNet labels, the text OCR reads, and model-free
+//! image facts.
 
 use super::common::{vision_def, DeviceArg};
 use anyhow::Context;
@@ -7,7 +8,7 @@ use percept_clip::TEMPLATES;
 use percept_core::{DecodedImage, VisionContext};
 use percept_media::image::{decode_image_file, ImageOptions};
 use percept_pipeline::service::VisionWorker;
-use percept_pipeline::{load_classifier, load_vision, missing_clip_line, LabelChoice};
+use percept_pipeline::{load_classifier, load_ocr, load_vision, missing_clip_line, LabelChoice};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, clap::Args)]
@@ -85,11 +86,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             None
         }
     };
+    let ocr = match load_ocr() {
+        Ok(o) => Some(o),
+        Err(e) => {
+            eprintln!("percept: {e}");
+            None
+        }
+    };
     let opts = ImageOptions {
         gps_coordinates: args.gps,
         ..ImageOptions::default()
     };
-    let worker = VisionWorker::new(stage, classifier, opts.clone());
+    let worker = VisionWorker::new(stage, classifier, opts.clone()).with_ocr(ocr);
     let mut failed = 0;
     for image in decode_each(&args.images, &opts, &mut failed) {
         let ctx = worker
@@ -149,5 +157,8 @@ fn print_text(ctx: &VisionContext) {
             .map(|t| format!("{} {:.3}", t.label, t.score))
             .collect();
         println!("  tags: {}", tags.join(", "));
+    }
+    if let Some(text) = &ctx.ocr {
+        println!("  text: {text}");
     }
 }

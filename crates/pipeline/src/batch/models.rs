@@ -20,6 +20,8 @@ pub struct Models {
     pub vision: Option<Shared<VisionStage>>,
     /// The ImageNet classifier, on every image when its weights are here.
     pub classifier: Option<Shared<crate::load::Classifier>>,
+    /// OCR, on every image when Tesseract is installed (each read is its own process).
+    pub ocr: Option<crate::load::Ocr>,
     pub llm: Option<Shared<Engine>>,
     pub gen: GenParams,
     pub system: Option<String>,
@@ -46,6 +48,7 @@ pub fn load(
             .vision
             .map(|v| Arc::new(Mutex::new(v.stage.without_embedding()))),
         classifier: stages.classifier.map(|c| Arc::new(Mutex::new(c))),
+        ocr: stages.ocr,
         llm: stages.llm.map(|l| Arc::new(Mutex::new(l.engine))),
         gen: def.gen_params(),
         system: def.system.clone(),

@@ -34,6 +34,9 @@ pub struct Results {
     /// Image: the ImageNet classifier's top classes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub labels: Option<Vec<Tag>>,
+    /// Image: the text OCR read in it (absent when none, or OCR is off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ocr: Option<String>,
     /// Image: facts read from the file itself.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub facts: Option<ImageFacts>,

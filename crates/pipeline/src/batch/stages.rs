@@ -283,6 +283,7 @@ fn decode_image(counts: Arc<StageCounts>) -> Stage<Job, (Work, DecodedImage)> {
 fn vision(models: &Models, counts: Arc<StageCounts>) -> Stage<(Work, DecodedImage), Work> {
     let clip = models.vision.clone();
     let classifier = models.classifier.clone();
+    let ocr = models.ocr.clone();
     FnStage::new(
         "vision",
         Box::new(move |(mut w, img): (Work, DecodedImage)| {
@@ -295,11 +296,18 @@ fn vision(models: &Models, counts: Arc<StageCounts>) -> Stage<(Work, DecodedImag
                     .map(|()| ctx)
                     .map_err(|e| e.to_string()),
                 None => Ok(ctx),
+            })
+            .map(|mut ctx| {
+                if let Some(o) = &ocr {
+                    crate::load::add_text(o, &img, &mut ctx);
+                }
+                ctx
             });
             counts.vision.fetch_add(1, Ordering::Relaxed);
             let (mut w, ctx) = counts.settle(w, ctx.map_err(StageError::new))?;
             w.results.tags = Some(ctx.tags);
             w.results.labels = Some(ctx.labels);
+            w.results.ocr = ctx.ocr;
             w.results.facts = Some(ctx.facts);
             Ok(w)
         }),
@@ -347,13 +355,17 @@ fn context_of(w: &Work) -> Vec<Untrusted> {
         });
     }
     if let Some(f) = &w.results.facts {
+        let mut text = percept_core::describe_image(
+            f,
+            w.results.tags.as_deref().unwrap_or_default(),
+            w.results.labels.as_deref().unwrap_or_default(),
+        );
+        if let Some(ocr) = &w.results.ocr {
+            text = format!("{text}\n{}", percept_core::describe_text(ocr));
+        }
         parts.push(Untrusted {
             label: format!("image {}", w.name),
-            text: percept_core::describe_image(
-                f,
-                w.results.tags.as_deref().unwrap_or_default(),
-                w.results.labels.as_deref().unwrap_or_default(),
-            ),
+            text,
         });
     }
     parts

@@ -5,7 +5,9 @@ use super::{NoticeFn, SourceThread};
 use crate::def::PipelineDef;
 use crate::error::Result;
 use crate::load::LabelChoice;
-use crate::load::{add_labels, facts_only, load_classifier, load_vision, missing_clip_line};
+use crate::load::{
+    add_labels, add_text, facts_only, load_classifier, load_ocr, load_vision, missing_clip_line,
+};
 use crate::prompt::describe_image;
 use percept_core::{Untrusted, VisionContext};
 use percept_listen::Notice;
@@ -94,6 +96,10 @@ pub fn describe_image_file(
     match load_classifier(def) {
         Ok(c) => add_labels(&c, &img, &mut ctx)?,
         Err(e) => notices.push(format!("ImageNet labels unavailable: {e}")),
+    }
+    match load_ocr() {
+        Ok(o) => add_text(&o, &img, &mut ctx),
+        Err(e) => notices.push(e.to_string()),
     }
     Ok((describe_image(&ctx), notices))
 }

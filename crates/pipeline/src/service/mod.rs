@@ -124,6 +124,7 @@ impl Service {
             speech,
             vision,
             classifier,
+            ocr,
             llm,
             notices: _,
         } = stages;
@@ -159,7 +160,8 @@ impl Service {
 
         loaded.clip = vision.as_ref().map(|v| v.id.clone());
         let worker =
-            VisionWorker::new(vision.map(|v| v.stage), classifier, ImageOptions::default());
+            VisionWorker::new(vision.map(|v| v.stage), classifier, ImageOptions::default())
+                .with_ocr(ocr);
         let vision = stage(&mut pipeline, "vision", observer.clone(), move |w| {
             worker.run(w)
         });

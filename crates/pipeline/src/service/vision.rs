@@ -1,9 +1,10 @@
 //! The vision thread's jobs: describe images (CLIP tags when its weights are here, the
-//! ImageNet classifier's labels, the facts), embed images and texts, score probe candidates.
+//! ImageNet classifier's labels, the text OCR reads, the facts), embed images and texts,
+//! score probe candidates.
 
 use super::error::JobError;
 use super::media::{decode_image, Media};
-use crate::load::{add_labels, facts_only, Classifier};
+use crate::load::{add_labels, add_text, facts_only, Classifier, Ocr};
 use crate::probe::{self, ImageProbe};
 use percept_clip::VisionStage;
 use percept_core::{DecodedImage, VisionContext};
@@ -37,6 +38,7 @@ pub enum VisionOut {
 pub struct VisionWorker {
     stage: Option<VisionStage>,
     classifier: Option<Classifier>,
+    ocr: Option<Ocr>,
     opts: ImageOptions,
 }
 
@@ -49,8 +51,15 @@ impl VisionWorker {
         VisionWorker {
             stage,
             classifier,
+            ocr: None,
             opts,
         }
+    }
+
+    /// Reads the text in every image with `ocr` (when Tesseract is installed).
+    pub fn with_ocr(mut self, ocr: Option<Ocr>) -> Self {
+        self.ocr = ocr;
+        self
     }
 
     pub fn run(&self, work: VisionWork) -> Result<VisionOut, JobError> {
@@ -106,6 +115,9 @@ impl VisionWorker {
         };
         if let Some(c) = &self.classifier {
             add_labels(c, img, &mut ctx).map_err(|e| e.to_string())?;
+        }
+        if let Some(o) = &self.ocr {
+            add_text(o, img, &mut ctx);
         }
         Ok(ctx)
     }
