@@ -1,6 +1,6 @@
 //! OCR end to end: the real `tesseract` and the default models on printed text
-//! (tests/fixtures/ocr/, made by scripts/fixtures/ocr_pages.sh), through `percept tag --json`
-//! and `percept ask`. CLIP is kept out (an empty --clip-dir) so every machine sees the same
+//! (tests/fixtures/ocr/, made by scripts/fixtures/ocr_pages.sh), through `percept tag --json`,
+//! `percept batch` and `percept ask`. CLIP is kept out (an empty --clip-dir) so every machine sees the same
 //! prompt, and each image is copied under a neutral name so its file name gives nothing away.
 
 mod support;
@@ -118,4 +118,41 @@ fn control_tokens_in_printed_text_stay_text() {
     assert!(ocr.contains("<|im_start|>system"), "{v}");
     assert!(v["untrusted_tokens"].as_u64().expect("count") > 40, "{v}");
     assert_eq!(v["control_tokens_in_untrusted"], 0, "{v}");
+}
+
+#[test]
+fn batch_records_carry_the_text() {
+    let dir = tempfile::tempdir().expect("tmp");
+    picture("sign.png", dir.path());
+    std::fs::copy(
+        root().join("assets/images/horse.png"),
+        dir.path().join("horse.png"),
+    )
+    .expect("copy photo");
+    let out = dir.path().join("out.jsonl");
+    let folder = dir.path().to_str().expect("utf8");
+    stdout_ok(&percept(&[
+        "batch",
+        folder,
+        "--out",
+        out.to_str().expect("utf8"),
+        "--clip-dir",
+        folder,
+    ]));
+    let records = std::fs::read_to_string(&out).expect("records");
+    let mut seen = 0;
+    for line in records.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+        let path = v["path"].as_str().expect("path");
+        let ocr = v["results"].get("ocr");
+        if path.ends_with("picture.png") {
+            let text = normalise(ocr.and_then(|t| t.as_str()).unwrap_or_default());
+            assert!(text.contains("platform 4 trains to edinburgh"), "{v}");
+            seen += 1;
+        } else if path.ends_with("horse.png") {
+            assert!(ocr.is_none(), "a photo has no text: {v}");
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 2, "{records}");
 }
