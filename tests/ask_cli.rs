@@ -429,3 +429,76 @@ fn the_classifier_names_the_subject_of_bundled_photos() {
         );
     }
 }
+
+/// A 24-bit BMP of `w` x `h` pixels from `px(x, y)`, written by hand so the test needs no
+/// image encoder.
+fn bmp(path: &std::path::Path, w: u32, h: u32, px: impl Fn(u32, u32) -> [u8; 3]) {
+    let row = (w * 3).div_ceil(4) * 4;
+    let size = 54 + row * h;
+    let mut b = Vec::with_capacity(size as usize);
+    b.extend_from_slice(b"BM");
+    for v in [size, 0, 54, 40, w, h] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&24u16.to_le_bytes());
+    for v in [0u32, row * h, 2835, 2835, 0, 0] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    for y in (0..h).rev() {
+        for x in 0..w {
+            let [r, g, bl] = px(x, y);
+            b.extend_from_slice(&[bl, g, r]);
+        }
+        b.resize(b.len() + (row - w * 3) as usize, 0);
+    }
+    std::fs::write(path, b).expect("write bmp");
+}
+
+/// Issue 12's honesty test: noise and a flat colour have no subject, and the answer says so
+/// instead of passing on what the classifier guessed ("kite" for noise).
+#[test]
+fn noise_and_a_flat_colour_are_answered_honestly() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let noise = dir.path().join("a.bmp");
+    let flat = dir.path().join("b.bmp");
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed as u8
+    };
+    let pixels: Vec<[u8; 3]> = (0..224 * 224).map(|_| [next(), next(), next()]).collect();
+    bmp(&noise, 224, 224, |x, y| pixels[(y * 224 + x) as usize]);
+    bmp(&flat, 224, 224, |_, _| [128, 128, 128]);
+    for (image, what) in [(&noise, "noise"), (&flat, "flat colour")] {
+        let tag = percept(&["tag", "--json", image.to_str().expect("utf8")]);
+        let facts: serde_json::Value = serde_json::from_slice(&tag.stdout).expect("tag --json");
+        let guesses: Vec<String> = facts["labels"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l["label"].as_str().map(normalise))
+            .collect();
+        let v = json(&percept(&[
+            "ask",
+            "--image",
+            image.to_str().expect("utf8"),
+            "--max-tokens",
+            "60",
+            "--json",
+            "What is in this picture?",
+        ]));
+        let answer = normalise(v["answer"].as_str().expect("answer"));
+        assert!(
+            ["noise", "flat", "colour", "color", "nothing", "no object"]
+                .iter()
+                .any(|w| answer.contains(w)),
+            "{what}: {answer}"
+        );
+        for g in &guesses {
+            assert!(!answer.contains(g.as_str()), "{what}: named {g}: {answer}");
+        }
+    }
+}

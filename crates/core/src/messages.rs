@@ -150,11 +150,28 @@ pub fn describe_text(ocr: &str) -> String {
     )
 }
 
+/// The fact set when an image's pixels carry no picture (one flat colour, or noise); its value
+/// says which.
+pub const NO_SUBJECT_FACT: &str = "no_subject";
+
 /// [`VisionContext::describe`] for facts and tags held apart (as `batch` records them).
 pub fn describe_image(facts: &ImageFacts, tags: &[Tag], labels: &[Tag]) -> String {
     let f = facts;
     let mut lines = vec![format!("{}x{} pixels, {}", f.width, f.height, f.format)];
-    lines.extend(f.extra.iter().map(|(k, v)| format!("{k}: {v}")));
+    let shown = f
+        .extra
+        .iter()
+        .filter(|(k, _)| k.as_str() != NO_SUBJECT_FACT);
+    lines.extend(shown.map(|(k, v)| format!("{k}: {v}")));
+    if let Some(what) = f.extra.get(NO_SUBJECT_FACT) {
+        // Classifiers name their likeliest class even for noise ("kite"); passing that on
+        // would hand the model a subject that is not there.
+        lines.push(format!(
+            "content: nothing recognisable; the picture is {what}, with no object, person, \
+             animal or scene in it"
+        ));
+        return lines.join("\n");
+    }
     if !tags.is_empty() {
         let tags: Vec<String> = tags
             .iter()

@@ -2,8 +2,7 @@
 //! names its likeliest class for them (noise comes out as "kite"), so the facts say plainly
 //! that there is no subject, and the description holds back the classifier's guesses.
 
-/// The fact's name; its value says what the pixels are instead of a picture.
-pub const NO_SUBJECT_FACT: &str = "no_subject";
+pub use percept_core::NO_SUBJECT_FACT;
 
 /// Pixels sampled at most, so a large photo costs the same as a small one.
 const SAMPLES: usize = 64 * 1024;
