@@ -194,16 +194,7 @@ fn batch_records_each_recording_once_and_the_truncated_one_as_a_clear_error() {
         tmp.path(),
         &["batch", "media", "--out", "r.jsonl", "--keep-going"],
     );
-    let text = std::fs::read_to_string(tmp.path().join("r.jsonl")).expect("records");
-    let mut recs: BTreeMap<String, Value> = BTreeMap::new();
-    for line in text.lines() {
-        let r: Value = serde_json::from_str(line).expect("a JSON record");
-        let path = r["path"].as_str().expect("path").to_string();
-        assert!(
-            recs.insert(path.clone(), r).is_none(),
-            "{path} recorded twice"
-        );
-    }
+    let recs = support::batch_records(&tmp.path().join("r.jsonl"));
     assert_eq!(
         recs.keys().collect::<Vec<_>>(),
         [

@@ -183,3 +183,82 @@ fn ask_about_a_video_hears_its_speech_and_sees_both_scenes_with_their_times() {
         "{err}"
     );
 }
+
+#[test]
+fn batch_records_each_video_once_with_frames_and_the_truncated_one_as_a_clear_error() {
+    require_models();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (wav, files) = videos(tmp.path());
+    let media = tmp.path().join("media");
+    std::fs::create_dir(&media).expect("mkdir");
+    for f in &files {
+        std::fs::copy(f, media.join(f.file_name().expect("name"))).expect("copy");
+    }
+    std::fs::copy(&wav, media.join("speech.wav")).expect("copy");
+    let bytes = std::fs::read(&files[0]).expect("mp4");
+    std::fs::write(media.join("cut.mp4"), &bytes[..bytes.len() / 2]).expect("write");
+    let out = percept_in(
+        tmp.path(),
+        &[
+            "batch",
+            "media",
+            "--out",
+            "r.jsonl",
+            "--keep-going",
+            "--whisper",
+            WHISPER,
+            "--question",
+            "What is shown?",
+            "--max-tokens",
+            "8",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let recs = support::batch_records(&tmp.path().join("r.jsonl"));
+    let paths: Vec<&str> = recs.keys().map(String::as_str).collect();
+    assert_eq!(
+        paths,
+        [
+            "media/cut.mp4",
+            "media/scenes.mkv",
+            "media/scenes.mp4",
+            "media/speech.wav"
+        ],
+        "{stderr}"
+    );
+    let cut = &recs["media/cut.mp4"];
+    assert_eq!(cut["status"], "error", "{cut}");
+    let e = cut["error"].as_str().unwrap_or("");
+    assert!(
+        e.contains("cut.mp4") && e.contains("not a readable video"),
+        "{e}"
+    );
+    assert_eq!(recs["media/speech.wav"]["kind"], "audio");
+    for name in ["media/scenes.mkv", "media/scenes.mp4"] {
+        let r = &recs[name];
+        assert_eq!(
+            (&r["kind"], &r["status"]),
+            (&"video".into(), &"ok".into()),
+            "{r}"
+        );
+        let res = &r["results"];
+        let d = res["duration_s"].as_f64().expect("duration");
+        assert!(d > 10.0, "{d}");
+        let heard = res["transcript"]["text"].as_str().expect("transcript");
+        assert!(wer(SPEECH, heard) < 30.0, "{name}: {heard}");
+        let frames = res["frames"].as_array().expect("frames");
+        let at = |words: &[&str]| {
+            frames
+                .iter()
+                .find(|f| words.iter().any(|w| labels(f).contains(w)))
+                .and_then(|f| f["time_s"].as_f64())
+        };
+        let (cat, cup) = (at(&["cat", "tabby"]), at(&["espresso", "cup"]));
+        assert!(
+            cat.is_some() && cup.is_some() && cat < cup,
+            "{name}: {frames:?}"
+        );
+        assert!(res["answer"].as_str().is_some_and(|a| !a.is_empty()), "{r}");
+    }
+    assert!(out.status.success(), "{stderr}");
+}

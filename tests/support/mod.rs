@@ -253,3 +253,20 @@ pub fn stdout_ok(out: &std::process::Output) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// The JSON lines `percept batch` wrote to `path`, by their `path`; a file recorded twice fails.
+pub fn batch_records(
+    path: &std::path::Path,
+) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let text = std::fs::read_to_string(path).expect("records");
+    let mut recs = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        let r: serde_json::Value = serde_json::from_str(line).expect("a JSON record");
+        let path = r["path"].as_str().expect("path").to_string();
+        assert!(
+            recs.insert(path.clone(), r).is_none(),
+            "{path} recorded twice"
+        );
+    }
+    recs
+}

@@ -40,6 +40,9 @@ pub struct FrameSeen {
     pub labels: Vec<Tag>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<Tag>,
+    /// The text OCR read in the frame (absent when none, or OCR is off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ocr: Option<String>,
     /// The frame as the model reads it (facts, tags, labels and any text read in it).
     pub description: String,
 }
@@ -83,6 +86,7 @@ impl VideoSeen {
                     scene_change: *scene,
                     labels: ctx.labels.clone(),
                     tags: ctx.tags.clone(),
+                    ocr: ctx.ocr.clone(),
                     description: ctx.describe(),
                 });
             }

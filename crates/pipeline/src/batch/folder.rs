@@ -95,8 +95,10 @@ pub fn run_folder(
     let models = if will_run {
         let (models, notices) = models::load(
             def,
-            work.iter().any(|e| e.kind == Kind::Audio),
-            work.iter().any(|e| e.kind == Kind::Image),
+            work.iter()
+                .any(|e| matches!(e.kind, Kind::Audio | Kind::Video)),
+            work.iter()
+                .any(|e| matches!(e.kind, Kind::Image | Kind::Video)),
             run.question.is_some(),
         )?;
         notices.iter().for_each(|n| view.notice(n));

@@ -74,9 +74,9 @@ pub fn record_line(entry: &Entry, outcome: &Result<Work, (String, Timings)>) -> 
 
 /// Splits walked entries into those that need the stages and those recorded as they are.
 pub fn partition(entries: Vec<Entry>) -> (Vec<Entry>, Vec<Entry>) {
-    entries
-        .into_iter()
-        .partition(|e| e.error.is_none() && matches!(e.kind, Kind::Audio | Kind::Image))
+    entries.into_iter().partition(|e| {
+        e.error.is_none() && matches!(e.kind, Kind::Audio | Kind::Image | Kind::Video)
+    })
 }
 
 /// Runs the stages over `work`, calling `write` with each finished file's status and line.

@@ -11,6 +11,9 @@ use std::path::Path;
 pub enum Kind {
     Audio,
     Image,
+    /// A video (MP4, MOV, MKV, WebM, AVI with a picture track): its audio track is
+    /// transcribed and its sampled frames described.
+    Video,
     /// Neither: recorded with status `error` so the report accounts for every file.
     Other,
 }
@@ -40,6 +43,12 @@ pub struct Results {
     /// Image: facts read from the file itself.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub facts: Option<ImageFacts>,
+    /// Video: its length in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<f64>,
+    /// Video: each sampled frame's labels and tags, with its time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frames: Option<Vec<crate::video::FrameSeen>>,
     /// The LLM's answer to `--question` about this file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answer: Option<String>,

@@ -22,14 +22,19 @@ pub fn sniff_file(path: &Path) -> std::io::Result<Sniffed> {
     let mut sniffed = sniff(&head);
     // A browser's WebM recording or a phone's MP4 memo has a video container's magic bytes;
     // its tracks say whether it is audio.
-    if VIDEO_CONTAINERS.contains(&sniffed.detected.as_str()) && percept_media::is_audio_only(path) {
-        sniffed.kind = Kind::Audio;
+    if VIDEO_CONTAINERS.contains(&sniffed.detected.as_str()) {
+        sniffed.kind = if percept_media::is_audio_only(path) {
+            Kind::Audio
+        } else {
+            Kind::Video
+        };
     }
     Ok(sniffed)
 }
 
 /// Containers that `infer` names as video but that may hold only audio.
 const VIDEO_CONTAINERS: &[&str] = &[
+    "video/x-msvideo",
     "video/webm",
     "video/x-matroska",
     "video/mp4",

@@ -4,7 +4,11 @@
 //! feeder(audio) -> decode-audio -> speech --\
 //!                                            merge -> llm (only with a question) -> writer
 //! feeder(image) -> decode-image -> vision --/
+//! feeder(video) -> video ------------------/
 //! ```
+//!
+//! The video stage decodes a video (its audio track, sampled frames) and runs Whisper and
+//! the vision models on it in turn, sharing their locks with the other stages.
 //!
 //! Every queue is bounded, so a slow stage holds back its feeders instead of filling memory.
 //! In sequential mode one feeder waits for each file's record before sending the next, which
@@ -103,12 +107,14 @@ pub fn run(
     let mut pipeline = Pipeline::new(opts.capacity);
     let (audio_in, audio_rx) = pipeline.input::<Job>();
     let (image_in, image_rx) = pipeline.input::<Job>();
+    let (video_in, video_rx) = pipeline.input::<Job>();
     let (llm_in, llm_rx) = pipeline.input::<Work>();
     let limits = models.whisper_options.audio_limits;
     let clips = pipeline.add(decode_audio(counts.clone(), limits), audio_rx);
     let transcripts = pipeline.add(speech(models, counts.clone()), clips);
     let images = pipeline.add(decode_image(counts.clone()), image_rx);
     let contexts = pipeline.add(vision(models, counts.clone()), images);
+    let videos = pipeline.add(video(models, counts.clone()), video_rx);
     let done = match (&models.llm, &opts.question) {
         (Some(_), Some(q)) => pipeline.add(llm(models, q.clone(), counts.clone()), llm_rx),
         _ => llm_rx,
@@ -116,13 +122,14 @@ pub fn run(
     let (ack_tx, ack_rx) = crossbeam_channel::unbounded::<()>();
     let sequential = opts.sequential;
     let result = std::thread::scope(|s| {
-        s.spawn(move || merge(transcripts, contexts, llm_in));
+        s.spawn(move || merge(vec![transcripts, contexts, videos], llm_in));
         if sequential {
-            let mut inputs = (audio_in, image_in);
+            let mut inputs = (audio_in, image_in, video_in);
             s.spawn(move || {
                 for (id, e) in entries.iter().enumerate() {
                     let input = match e.kind {
                         Kind::Audio => &mut inputs.0,
+                        Kind::Video => &mut inputs.2,
                         _ => &mut inputs.1,
                     };
                     if stop.load(Ordering::SeqCst) || !feed(input, id, e) {
@@ -134,7 +141,12 @@ pub fn run(
                 }
             });
         } else {
-            for (kind, mut input) in [(Kind::Audio, audio_in), (Kind::Image, image_in)] {
+            let inputs = [
+                (Kind::Audio, audio_in),
+                (Kind::Image, image_in),
+                (Kind::Video, video_in),
+            ];
+            for (kind, mut input) in inputs {
                 s.spawn(move || {
                     for (id, e) in entries.iter().enumerate().filter(|(_, e)| e.kind == kind) {
                         if stop.load(Ordering::SeqCst) || !feed(&mut input, id, e) {
@@ -184,16 +196,17 @@ fn write_all(
     }
 }
 
-/// Joins the speech and vision outputs into the LLM queue, whichever is ready first.
-fn merge(a: Receiver<Envelope<Work>>, b: Receiver<Envelope<Work>>, mut out: Input<Work>) {
+/// Joins the speech, vision and video outputs into the LLM queue, whichever is ready first.
+fn merge(from: Vec<Receiver<Envelope<Work>>>, mut out: Input<Work>) {
     let mut sel = Select::new();
-    let ia = sel.recv(&a);
-    sel.recv(&b);
-    let mut open = 2;
+    for rx in &from {
+        sel.recv(rx);
+    }
+    let mut open = from.len();
     while open > 0 {
         let op = sel.select();
         let i = op.index();
-        let got = if i == ia { op.recv(&a) } else { op.recv(&b) };
+        let got = op.recv(&from[i]);
         let sent = match got {
             Ok(env) => match env.result {
                 Ok(w) => out.send_with_id(env.id, w),
@@ -287,21 +300,8 @@ fn vision(models: &Models, counts: Arc<StageCounts>) -> Stage<(Work, DecodedImag
     FnStage::new(
         "vision",
         Box::new(move |(mut w, img): (Work, DecodedImage)| {
-            let ctx = timed(&mut w.timings, "vision", || match &clip {
-                Some(stage) => lock(stage).describe(&img).map_err(|e| e.to_string()),
-                None => Ok(crate::load::facts_only(&img)),
-            })
-            .and_then(|mut ctx| match &classifier {
-                Some(c) => crate::load::add_labels(&lock(c), &img, &mut ctx)
-                    .map(|()| ctx)
-                    .map_err(|e| e.to_string()),
-                None => Ok(ctx),
-            })
-            .map(|mut ctx| {
-                if let Some(o) = &ocr {
-                    crate::load::add_text(o, &img, &mut ctx);
-                }
-                ctx
+            let ctx = timed(&mut w.timings, "vision", || {
+                see(clip.as_ref(), classifier.as_ref(), ocr.as_ref(), &img)
             });
             counts.vision.fetch_add(1, Ordering::Relaxed);
             let (mut w, ctx) = counts.settle(w, ctx.map_err(StageError::new))?;
@@ -312,6 +312,82 @@ fn vision(models: &Models, counts: Arc<StageCounts>) -> Stage<(Work, DecodedImag
             Ok(w)
         }),
     )
+}
+
+/// A whole video: decoded (audio track and sampled frames), its audio transcribed, each frame
+/// described, recorded with their times.
+fn video(models: &Models, counts: Arc<StageCounts>) -> Stage<Job, Work> {
+    let whisper = models.whisper.clone();
+    let opts = models.whisper_options.clone();
+    let clip = models.vision.clone();
+    let classifier = models.classifier.clone();
+    let ocr = models.ocr.clone();
+    let limits = percept_video::VideoLimits::CLI.with_max_seconds(opts.audio_limits.max_seconds);
+    FnStage::new(
+        "video",
+        Box::new(move |job: Job| {
+            let mut w = Work {
+                id: job.id,
+                name: job.name,
+                ..Work::default()
+            };
+            let decoded = timed(&mut w.timings, "decode", || {
+                percept_video::decode_file(&job.path, &limits)
+            });
+            counts.decode.fetch_add(1, Ordering::Relaxed);
+            let (mut w, v) =
+                counts.settle(w, decoded.map_err(|e| StageError::new(e.to_string())))?;
+            let mut seen = crate::video::VideoSeen::new(&v);
+            if let (Some(audio), Some(whisper)) = (&v.audio, &whisper) {
+                let t = timed(&mut w.timings, "speech", || {
+                    lock(whisper).transcribe_clip(audio, &opts)
+                });
+                counts.speech.fetch_add(1, Ordering::Relaxed);
+                let (w2, t) = counts.settle(w, t.map_err(|e| StageError::from_error(&e)))?;
+                w = w2;
+                w.results.transcript = Some(t);
+            }
+            let mut contexts = Vec::new();
+            for f in &v.frames {
+                let ctx = timed(&mut w.timings, "vision", || {
+                    see(clip.as_ref(), classifier.as_ref(), ocr.as_ref(), &f.image)
+                });
+                let (w2, ctx) = counts.settle(w, ctx.map_err(StageError::new))?;
+                w = w2;
+                contexts.push(ctx);
+            }
+            counts.vision.fetch_add(1, Ordering::Relaxed);
+            let times: Vec<(f64, bool)> = v
+                .frames
+                .iter()
+                .map(|f| (f.time_s, f.scene_change))
+                .collect();
+            seen.add_frames(&contexts, &times);
+            w.results.duration_s = Some(seen.duration_s);
+            w.results.frames = Some(seen.frames);
+            Ok(w)
+        }),
+    )
+}
+
+/// CLIP's tags, the classifier's labels and OCR's text for one picture (each when loaded).
+fn see(
+    clip: Option<&Arc<Mutex<percept_clip::VisionStage>>>,
+    classifier: Option<&Arc<Mutex<crate::load::Classifier>>>,
+    ocr: Option<&crate::load::Ocr>,
+    img: &DecodedImage,
+) -> Result<percept_core::VisionContext, String> {
+    let mut ctx = match clip {
+        Some(stage) => lock(stage).describe(img).map_err(|e| e.to_string())?,
+        None => crate::load::facts_only(img),
+    };
+    if let Some(c) = classifier {
+        crate::load::add_labels(&lock(c), img, &mut ctx).map_err(|e| e.to_string())?;
+    }
+    if let Some(o) = ocr {
+        crate::load::add_text(o, img, &mut ctx);
+    }
+    Ok(ctx)
 }
 
 fn llm(models: &Models, question: String, counts: Arc<StageCounts>) -> Stage<Work, Work> {
@@ -345,9 +421,23 @@ fn llm(models: &Models, question: String, counts: Arc<StageCounts>) -> Stage<Wor
     )
 }
 
-/// The file's results as untrusted data parts: a transcript or an image description.
+/// The file's results as untrusted data parts: a transcript, an image description, or a
+/// video's timed transcript and frames.
 fn context_of(w: &Work) -> Vec<Untrusted> {
     let mut parts = Vec::new();
+    if let Some(frames) = &w.results.frames {
+        if let Some(t) = &w.results.transcript {
+            parts.push(Untrusted {
+                label: format!("transcript of {}", crate::video::VIDEO_AUDIO),
+                text: crate::video::timed_text(&t.segments),
+            });
+        }
+        parts.extend(frames.iter().map(|f| Untrusted {
+            label: percept_video::frame_label(f.time_s),
+            text: f.description.clone(),
+        }));
+        return parts;
+    }
     if let Some(t) = &w.results.transcript {
         parts.push(Untrusted {
             label: format!("transcript of {}", w.name),
