@@ -241,21 +241,12 @@ fn the_server_transcribes_uploads_and_chat_audio_in_every_recorded_format() {
     for (format, path) in &files {
         let bytes = std::fs::read(path).expect("read");
         // Uploads are read by their content; the name is only a hint.
-        let form = reqwest::blocking::multipart::Form::new()
-            .part(
-                "file",
-                reqwest::blocking::multipart::Part::bytes(bytes.clone())
-                    .file_name(format!("upload.{format}")),
-            )
-            .text("model", "whisper-1")
-            .text("response_format", "text");
-        let r = client
-            .post(format!("{}/v1/audio/transcriptions", server.url))
-            .multipart(form)
-            .send()
-            .expect("post");
-        let status = r.status().as_u16();
-        let text = r.text().expect("body");
+        let (status, text) = support::upload_transcription(
+            &client,
+            &server.url,
+            bytes.clone(),
+            format!("upload.{format}"),
+        );
         assert_eq!(status, 200, "{format}: {text}");
         assert!(normalise(&text).contains(HEARD), "{format}: {text}");
         // Chat: input_audio with the format named as a client sends it.

@@ -262,3 +262,34 @@ fn batch_records_each_video_once_with_frames_and_the_truncated_one_as_a_clear_er
     }
     assert!(out.status.success(), "{stderr}");
 }
+
+/// MPEG-4 Part 2 video with MP3 audio in AVI: a container the audio decoders do not read.
+const AVI: &[&str] = &["-c:v", "mpeg4", "-c:a", "libmp3lame"];
+
+#[test]
+fn the_server_transcribes_the_audio_track_of_a_video_upload() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (wav, mut files) = videos(tmp.path());
+    let avi = tmp.path().join("scenes.avi");
+    scenes(&wav, &avi, AVI);
+    files.push(avi);
+    let server = support::Server::start(&[]);
+    let client = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(300))
+        .build()
+        .expect("client");
+    for path in &files {
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .to_string();
+        let bytes = std::fs::read(path).expect("read");
+        let (status, text) =
+            support::upload_transcription(&client, &server.url, bytes, name.clone());
+        assert_eq!(status, 200, "{name}: {text}");
+        let w = wer(SPEECH, &text);
+        eprintln!("server, {name}: WER {w:.1}%");
+        assert!(w < 30.0, "{name}: {text}");
+    }
+}

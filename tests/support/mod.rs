@@ -270,3 +270,27 @@ pub fn batch_records(
     }
     recs
 }
+
+/// Uploads `bytes` as `file_name` to `/v1/audio/transcriptions` (plain-text response):
+/// the status and the body.
+pub fn upload_transcription(
+    client: &reqwest::blocking::Client,
+    url: &str,
+    bytes: Vec<u8>,
+    file_name: String,
+) -> (u16, String) {
+    let form = reqwest::blocking::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::blocking::multipart::Part::bytes(bytes).file_name(file_name),
+        )
+        .text("model", "whisper-1")
+        .text("response_format", "text");
+    let r = client
+        .post(format!("{url}/v1/audio/transcriptions"))
+        .multipart(form)
+        .send()
+        .expect("post");
+    let status = r.status().as_u16();
+    (status, r.text().expect("body"))
+}

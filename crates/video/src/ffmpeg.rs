@@ -149,7 +149,7 @@ pub(crate) fn decode(path: &Path, name: &str, limits: &VideoLimits) -> Result<Vi
         }
     }
     let VideoTrack { frames, last_t, .. } = track;
-    if frames.is_empty() {
+    if frames.is_empty() && limits.max_frames > 0 {
         return Err(invalid("no picture in it could be decoded".into()));
     }
     let (audio, audio_codec) = match audio {

@@ -165,6 +165,17 @@ pub fn decode_file(path: &Path, limits: &VideoLimits) -> Result<Video, VideoErro
     }
 }
 
+/// Only the audio track of the video at `path` (16 kHz mono), its pictures skipped unread:
+/// for a transcription of a video in a format the audio decoders do not read (AVI, AC-3...).
+/// `None` when it has no audio track.
+pub fn decode_audio_track(path: &Path, max_seconds: u32) -> Result<Option<AudioClip>, VideoError> {
+    let limits = VideoLimits {
+        max_frames: 0,
+        ..VideoLimits::CLI.with_max_seconds(max_seconds)
+    };
+    decode_file(path, &limits).map(|v| v.audio)
+}
+
 /// [`decode_file`] on bytes (an upload): they go through a temporary file, removed before
 /// this returns, and errors name `name`, never the temporary path.
 pub fn decode_bytes(

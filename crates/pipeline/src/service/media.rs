@@ -76,7 +76,7 @@ pub fn decode_audio(index: usize, m: &Media, limits: &AudioLimits) -> Result<Aud
     let rate = percept_media::SPEECH_RATE;
     let mut clip = match &m.source {
         MediaSource::Path(p) => {
-            percept_media::decode_file_with(p, rate, limits).map_err(|e| bad(e.to_string()))?
+            decode_audio_file(p, rate, limits).map_err(|e| bad(e.to_string()))?
         }
         MediaSource::Bytes { bytes, ext } => {
             if bytes.is_empty() {
@@ -93,7 +93,7 @@ pub fn decode_audio(index: usize, m: &Media, limits: &AudioLimits) -> Result<Aud
                 .and_then(|mut f| f.write_all(bytes).and_then(|_| f.flush()).map(|_| f))
                 .map_err(|e| bad(format!("cannot stage it in a temporary file: {e}")))?;
             let tmp = file.path().display().to_string();
-            let clip = percept_media::decode_file_with(file.path(), rate, limits)
+            let clip = decode_audio_file(file.path(), rate, limits)
                 .map_err(|e| bad(e.to_string().replace(&tmp, &m.name)));
             drop(file);
             clip?
@@ -103,6 +103,28 @@ pub fn decode_audio(index: usize, m: &Media, limits: &AudioLimits) -> Result<Aud
     };
     clip.source = m.name.clone();
     Ok(clip)
+}
+
+/// An audio file, or a video's audio track: a file the audio decoders cannot read is tried
+/// as a video (AVI, or a codec only FFmpeg reads) before its audio error is given.
+fn decode_audio_file(
+    path: &std::path::Path,
+    rate: u32,
+    limits: &AudioLimits,
+) -> Result<AudioClip, String> {
+    let error = match percept_media::decode_file_with(path, rate, limits) {
+        Ok(clip) => return Ok(clip),
+        Err(e) => e.to_string(),
+    };
+    if !percept_video::VIDEO_ENABLED || rate != percept_media::SPEECH_RATE {
+        return Err(error);
+    }
+    match percept_video::decode_audio_track(path, limits.max_seconds) {
+        Ok(Some(clip)) => Ok(clip),
+        Ok(None) => Err(format!("{}: the video has no audio track", path.display())),
+        Err(e @ percept_video::VideoError::TooLong { .. }) => Err(e.to_string()),
+        Err(_) => Err(error),
+    }
 }
 
 pub fn decode_image(
