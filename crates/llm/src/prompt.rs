@@ -53,10 +53,18 @@ fn user_content(prompt: &Prompt) -> String {
         s.push_str(&fence(c));
     }
     if let Some(q) = &prompt.question {
+        if !prompt.context.is_empty() {
+            // After the data, so the person's question is the last thing the model reads; a
+            // small model otherwise answers an instruction written in an image or a clip.
+            s.push_str(QUESTION_AFTER_DATA);
+        }
         s.push_str(&clean(&q.text));
     }
     s
 }
+
+/// Leads the person's question when data parts come before it.
+pub const QUESTION_AFTER_DATA: &str = "Question: ";
 
 /// Builds the token ids for `prompt`, fitting them into `max_tokens`.
 pub fn build_prompt(
