@@ -254,13 +254,7 @@ fn the_server_transcribes_uploads_and_chat_audio_in_every_recorded_format() {
         let body = json!({"messages": [{"role": "user", "content": [
             {"type": "input_audio", "input_audio": {"data": data, "format": format}}]}],
             "max_tokens": 1});
-        let r = client
-            .post(format!("{}/v1/chat/completions", server.url))
-            .json(&body)
-            .send()
-            .expect("post");
-        let status = r.status().as_u16();
-        let v: Value = r.json().expect("json");
+        let (status, v) = support::post_chat(&client, &server.url, &body);
         assert_eq!(status, 200, "{format}: {v}");
         let heard = normalise(v["percept"]["transcript"].as_str().unwrap_or(""));
         assert!(heard.contains(HEARD), "{format}: {v}");

@@ -4,7 +4,8 @@
 
 mod support;
 
-use serde_json::Value;
+use base64::Engine as _;
+use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use support::{encode, normalise, percept_in, require_models, speak, stdout_ok, wer, WHISPER};
 
@@ -292,4 +293,40 @@ fn the_server_transcribes_the_audio_track_of_a_video_upload() {
         eprintln!("server, {name}: WER {w:.1}%");
         assert!(w < 30.0, "{name}: {text}");
     }
+    // Chat: the MP4 as a data:video URL, the MKV as a `file` part; frames and transcript.
+    let b64 = |p: &Path| {
+        base64::engine::general_purpose::STANDARD.encode(std::fs::read(p).expect("read"))
+    };
+    let parts = [
+        json!({"type": "image_url", "image_url": {"url": format!("data:video/mp4;base64,{}", b64(&files[0]))}}),
+        json!({"type": "file", "file": {"file_data": b64(&files[1]), "filename": "scenes.mkv"}}),
+    ];
+    for part in parts {
+        let body = json!({"messages": [{"role": "user", "content": [
+            {"type": "text", "text": "What is in this video?"}, part]}], "max_tokens": 1});
+        let (status, v) = support::post_chat(&client, &server.url, &body);
+        assert_eq!(status, 200, "{v}");
+        let heard = v["percept"]["transcript"].as_str().expect("transcript");
+        assert!(wer(SPEECH, heard) < 30.0, "{heard}");
+        let frames = v["percept"]["images"].as_array().expect("frames");
+        let at = |words: &[&str]| {
+            frames
+                .iter()
+                .find(|f| words.iter().any(|w| labels(f).contains(w)))
+                .and_then(|f| f["source"].as_str())
+                .and_then(|s| {
+                    s.trim_start_matches("frame at ")
+                        .trim_end_matches(" s")
+                        .parse::<f64>()
+                        .ok()
+                })
+        };
+        let (cat, cup) = (at(&["cat", "tabby"]), at(&["espresso", "cup"]));
+        assert!(cat.is_some() && cup.is_some() && cat < cup, "{frames:?}");
+    }
+    // Without a typed question the video's words are not taken as one.
+    let body = json!({"messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": format!("data:video/mp4;base64,{}", b64(&files[0]))}}]}]});
+    let (status, v) = support::post_chat(&client, &server.url, &body);
+    assert_eq!(status, 400, "{v}");
 }

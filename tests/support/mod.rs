@@ -294,3 +294,18 @@ pub fn upload_transcription(
     let status = r.status().as_u16();
     (status, r.text().expect("body"))
 }
+
+/// Posts `body` to `/v1/chat/completions`: the status and the JSON reply.
+pub fn post_chat(
+    client: &reqwest::blocking::Client,
+    url: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let r = client
+        .post(format!("{url}/v1/chat/completions"))
+        .json(body)
+        .send()
+        .expect("post");
+    let status = r.status().as_u16();
+    (status, r.json().unwrap_or(serde_json::Value::Null))
+}

@@ -5,8 +5,10 @@
 use crate::def::PipelineDef;
 use crate::service::Media;
 use percept_core::{Prompt, Segment, Tag, Transcript, VisionContext};
-use percept_video::{frame_label, Video, VideoLimits};
+use percept_video::{frame_label, Video};
 use serde::Serialize;
+
+pub use percept_video::{decode_bytes, VideoError, VideoLimits, VIDEO_EXTENSIONS};
 
 /// What the video's audio track is called to the model: its transcript is the data part
 /// `transcript of the video` (never the file name).

@@ -123,6 +123,7 @@ async fn queue(
         },
         audio: inputs.audio,
         images: inputs.images,
+        videos: inputs.videos,
     };
     let prepared = workers
         .prepare(media, st.config.speech.clone(), permit.clone())

@@ -62,9 +62,27 @@ pub struct ChatMessage {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Part {
-    Text { text: String },
-    ImageUrl { image_url: ImageUrl },
-    InputAudio { input_audio: InputAudio },
+    Text {
+        text: String,
+    },
+    ImageUrl {
+        image_url: ImageUrl,
+    },
+    InputAudio {
+        input_audio: InputAudio,
+    },
+    /// A file sent inline (OpenAI's `file` part); this server reads videos from it.
+    File {
+        file: FilePart,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+struct FilePart {
+    #[serde(default)]
+    file_data: Option<String>,
+    #[serde(default)]
+    filename: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,6 +113,8 @@ pub struct ChatInputs {
     pub question: Option<String>,
     pub images: Vec<ImageInput>,
     pub audio: Vec<AudioInput>,
+    /// Videos (at most one): a `file` part or a `data:video/...` image URL.
+    pub videos: Vec<AudioInput>,
 }
 
 /// Only the last user message's media goes through the stages; earlier media is noted in the
@@ -128,6 +148,19 @@ pub fn split(messages: Vec<ChatMessage>, policy: &MediaPolicy) -> Result<ChatInp
             let pparam = format!("{param}[{j}]");
             match p {
                 Part::Text { text } => texts.push(text),
+                Part::ImageUrl { image_url }
+                    if i == last_user && video_mime(&image_url.url).is_some() =>
+                {
+                    let param = format!("{pparam}.image_url.url");
+                    let ext = video_mime(&image_url.url);
+                    let bytes = data_url(&image_url.url, &param)?;
+                    push_video(&mut out, bytes, ext, param)?;
+                }
+                Part::File { file } if i == last_user => {
+                    let param = format!("{pparam}.file.file_data");
+                    let (bytes, ext) = video_file(&file, &param)?;
+                    push_video(&mut out, bytes, ext, param)?;
+                }
                 Part::ImageUrl { image_url } if i == last_user => {
                     let n = out.images.len() + 1;
                     let name = format!("image {n}");
@@ -138,7 +171,9 @@ pub fn split(messages: Vec<ChatMessage>, policy: &MediaPolicy) -> Result<ChatInp
                     let n = out.audio.len() + 1;
                     out.audio.push(audio(&input_audio, n, &pparam)?);
                 }
-                Part::ImageUrl { .. } | Part::InputAudio { .. } if m.role != Role::User => {
+                Part::ImageUrl { .. } | Part::InputAudio { .. } | Part::File { .. }
+                    if m.role != Role::User =>
+                {
                     return Err(ApiError::invalid(
                         pparam,
                         "only user messages may carry media",
@@ -146,6 +181,7 @@ pub fn split(messages: Vec<ChatMessage>, policy: &MediaPolicy) -> Result<ChatInp
                 }
                 Part::ImageUrl { .. } => texts.push("[image shown earlier]".into()),
                 Part::InputAudio { .. } => texts.push("[audio sent earlier]".into()),
+                Part::File { .. } => texts.push("[video sent earlier]".into()),
             }
         }
         let text = texts.join("\n");
@@ -168,13 +204,90 @@ pub fn split(messages: Vec<ChatMessage>, policy: &MediaPolicy) -> Result<ChatInp
     if !systems.is_empty() {
         out.system = Some(systems.join("\n\n"));
     }
-    if out.question.is_none() && out.audio.is_empty() && out.images.is_empty() {
+    // A video's words are data: they never stand in for the question.
+    if out.question.is_none() && out.audio.is_empty() && !out.videos.is_empty() {
+        return Err(ApiError::invalid(
+            format!("messages[{last_user}].content"),
+            "ask something about the video in a text part (its words are never the question)",
+        ));
+    }
+    if out.question.is_none()
+        && out.audio.is_empty()
+        && out.images.is_empty()
+        && out.videos.is_empty()
+    {
         return Err(ApiError::invalid(
             format!("messages[{last_user}].content"),
             "the last user message is empty",
         ));
     }
     Ok(out)
+}
+
+/// The container extension for a `data:video/...` URL (`None`: not a video).
+fn video_mime(url: &str) -> Option<String> {
+    let meta = url.strip_prefix("data:")?.split([';', ',']).next()?;
+    let sub = meta
+        .to_ascii_lowercase()
+        .strip_prefix("video/")?
+        .to_string();
+    Some(
+        match sub.as_str() {
+            "quicktime" => "mov",
+            "x-matroska" => "mkv",
+            "x-msvideo" | "avi" => "avi",
+            "webm" => "webm",
+            _ => "mp4",
+        }
+        .to_string(),
+    )
+}
+
+/// A `file` part's bytes and container hint; only videos are read from it.
+fn video_file(f: &FilePart, param: &str) -> Result<(Vec<u8>, Option<String>), ApiError> {
+    let data = f.file_data.as_deref().ok_or_else(|| {
+        ApiError::invalid(
+            param,
+            "missing; send the file inline as base64 or a data: URL",
+        )
+    })?;
+    let by_name = f
+        .filename
+        .as_deref()
+        .and_then(|n| n.rsplit_once('.'))
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .filter(|e| percept_pipeline::video::VIDEO_EXTENSIONS.contains(&e.as_str()));
+    let (bytes, ext) = if data.starts_with("data:") {
+        (data_url(data, param)?, video_mime(data).or(by_name))
+    } else {
+        (decode_base64(data, param)?, by_name)
+    };
+    if ext.is_none() {
+        return Err(ApiError::invalid(
+            param,
+            "this server reads videos (MP4, MOV, MKV, WebM, AVI) from `file` parts; name it \
+             with a video extension or send a data:video/... URL",
+        ));
+    }
+    Ok((bytes, ext))
+}
+
+fn push_video(
+    out: &mut ChatInputs,
+    bytes: Vec<u8>,
+    ext: Option<String>,
+    param: String,
+) -> Result<(), ApiError> {
+    if !out.videos.is_empty() {
+        return Err(ApiError::invalid(param, "one video per request"));
+    }
+    out.videos.push(AudioInput {
+        name: "video".into(),
+        param,
+        bytes,
+        ext,
+    });
+    Ok(())
 }
 
 fn parts(content: Value, param: &str, role: Role) -> Result<Vec<Part>, ApiError> {

@@ -11,7 +11,7 @@ use crate::vision::ImageInput;
 use percept_core::{AnswerEvent, FinishReason, Prompt, Transcript};
 use percept_llm::{GenParams, Generation, LlmError};
 use percept_pipeline::service::{EmbedInput, Prepared, Question, Service, StageObserver};
-use percept_pipeline::{JobError, Media, Stages};
+use percept_pipeline::{video, JobError, Media, Stages};
 use percept_whisper::Options;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -26,6 +26,8 @@ pub struct ChatMedia {
     pub question: Question,
     pub audio: Vec<AudioInput>,
     pub images: Vec<ImageInput>,
+    /// At most one video: its audio track joins `audio`, its frames `images`.
+    pub videos: Vec<AudioInput>,
 }
 
 /// One embedding input, with the request field it came from.
@@ -84,17 +86,31 @@ impl Workers {
         options: Options,
         permit: Permit,
     ) -> Result<Prepared, ApiError> {
-        if !media.audio.is_empty() {
+        if !media.audio.is_empty() || !media.videos.is_empty() {
             self.need_whisper()?;
         }
-        let audio = params(&media.audio, |c| &c.param);
+        let mut audio = params(&media.audio, |c| &c.param);
+        let n_audio = audio.len();
+        audio.extend(media.videos.iter().map(|v| v.param.clone()));
         let images = params(&media.images, |i| &i.param);
         let mut q = media.question;
         q.audio = media.audio.iter().map(audio_media).collect();
         q.images = media.images.into_iter().map(image_media).collect();
-        let mut prepared = blocking(self, permit, move |s| s.prepare(q, &options))
-            .await
-            .map_err(|e| job_error(e, &audio, &images))?;
+        let videos = media.videos;
+        let mut prepared = blocking(self, permit, move |s| {
+            let seen = video_media(videos, n_audio, &mut q)?;
+            let mut p = s.prepare(q, &options)?;
+            if seen {
+                let heard = p
+                    .transcripts
+                    .iter()
+                    .find(|t| t.source == video::VIDEO_AUDIO);
+                video::label_parts(&mut p.prompt, &p.images, heard);
+            }
+            Ok(p)
+        })
+        .await
+        .map_err(|e| job_error(e, &audio, &images))?;
         // An image the client sent and the server could not use fails the request.
         if let Some(e) = prepared.image_errors.pop() {
             return Err(job_error(e, &audio, &images));
@@ -234,6 +250,30 @@ fn count(m: &Metrics, result: &Result<Generation, JobError>) {
 }
 
 /// The API error for a failed job; `audio` and `images` name the request field of each input.
+/// Decodes the request's video (server limits) into `q`'s clips and pictures; whether there
+/// was one.
+fn video_media(
+    videos: Vec<AudioInput>,
+    n_audio: usize,
+    q: &mut Question,
+) -> Result<bool, JobError> {
+    let limits = video::VideoLimits::SERVER;
+    for (k, v) in videos.iter().enumerate() {
+        let decoded =
+            video::decode_bytes(&v.name, &v.bytes, v.ext.as_deref(), &limits).map_err(|e| {
+                JobError::Audio {
+                    index: n_audio + k,
+                    name: v.name.clone(),
+                    message: e.to_string(),
+                }
+            })?;
+        let (clip, frames) = video::video_media(decoded);
+        q.audio.extend(clip);
+        q.images.extend(frames);
+    }
+    Ok(!videos.is_empty())
+}
+
 fn job_error(e: JobError, audio: &[String], images: &[String]) -> ApiError {
     let field = |list: &[String], i: usize| list.get(i).cloned().unwrap_or_default();
     match e {
