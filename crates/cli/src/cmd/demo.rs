@@ -32,46 +32,46 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let audio = assets.join("audio/jfk.wav");
     let image = assets.join("images/chelsea.png");
     let report = std::env::temp_dir().join("percept-demo-report.jsonl");
-    let p = |p: &Path| p.display().to_string();
+    let (audio, image, assets, report) = (
+        audio.display().to_string(),
+        image.display().to_string(),
+        assets.display().to_string(),
+        report.display().to_string(),
+    );
+    let step = |title, args: &[&str]| Step {
+        title,
+        args: args.iter().map(|a| a.to_string()).collect(),
+    };
+    let ask = "Summarise what the speaker asks of the audience.";
     let steps = [
-        Step {
-            title: "Transcribe a speech clip",
-            args: vec!["transcribe".into(), p(&audio)],
-        },
-        Step {
-            title: "Answer a question about the speech",
-            args: vec![
-                "ask".into(),
-                "--audio".into(),
-                p(&audio),
-                "--max-tokens".into(),
-                "80".into(),
-                "Summarise what the speaker asks of the audience.".into(),
+        step("Transcribe a speech clip", &["transcribe", &audio]),
+        step(
+            "Answer a question about the speech",
+            &["ask", "--audio", &audio, "--max-tokens", "80", ask],
+        ),
+        step(
+            "Describe an image",
+            &[
+                "ask",
+                "--image",
+                &image,
+                "--max-tokens",
+                "80",
+                "Describe this image.",
             ],
-        },
-        Step {
-            title: "Describe an image",
-            args: vec![
-                "ask".into(),
-                "--image".into(),
-                p(&image),
-                "--max-tokens".into(),
-                "80".into(),
-                "Describe this image.".into(),
+        ),
+        step(
+            "Batch over the sample folder into a JSONL report",
+            &[
+                "batch",
+                &assets,
+                "--out",
+                &report,
+                "--keep-going",
+                "--exclude",
+                "*.{md,toml,txt,gz}",
             ],
-        },
-        Step {
-            title: "Batch over the sample folder into a JSONL report",
-            args: vec![
-                "batch".into(),
-                p(&assets),
-                "--out".into(),
-                p(&report),
-                "--keep-going".into(),
-                "--exclude".into(),
-                "*.{md,toml,txt,gz}".into(),
-            ],
-        },
+        ),
     ];
     for step in &steps {
         section(step.title);
