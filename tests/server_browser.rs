@@ -1,6 +1,7 @@
 //! The web page in headless Chromium against the real `percept serve`: the browser's fake
-//! microphone plays a 48 kHz copy of jfk.wav, the page records it with MediaRecorder, turns it
-//! into 16 kHz WAV itself, sends it with an image, and streams the answer in.
+//! microphone plays a 48 kHz copy of jfk.wav, the page records it with MediaRecorder, sends the
+//! recording as the browser made it (WebM/Opus in Chromium; WAV only as a fallback) with an
+//! image, and streams the answer in.
 //! Driven by tests/browser/drive.py over the DevTools pipe; the page's body[data-state] says
 //! when it is done. Needs chromium, python3 and sox; fails (does not skip) when one is missing.
 //! Leaves a screenshot at target/browser-screenshot.png. A second test types a question into a
@@ -90,6 +91,11 @@ fn the_page_records_the_microphone_and_streams_the_answer() {
         field(&shown, "state"),
         "done",
         "the page did not finish: {shown}"
+    );
+    assert_eq!(
+        field(&shown, "audio_format"),
+        "webm",
+        "the browser's own recording is sent: {shown}"
     );
     assert!(
         field(&shown, "transcript")

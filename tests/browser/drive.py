@@ -190,6 +190,7 @@ def main():
         elapsed = time.monotonic() - t0
         shown = js("""JSON.stringify({
             state: document.body.dataset.state,
+            audio_format: document.body.dataset.audioFormat || null,
             status: document.getElementById('status').textContent,
             error: document.getElementById('error').hidden ? null : document.getElementById('error').textContent,
             transcript: document.getElementById('transcript').textContent,

@@ -62,7 +62,11 @@ async function loadModels() {
   const select = $("model");
   try {
     const resp = await fetch("/v1/models", { headers: authHeaders() });
-    if (!resp.ok) throw new Error(await errorText(resp));
+    if (!resp.ok) {
+    const err = new Error(await errorText(resp));
+    err.status = resp.status;
+    throw err;
+  }
     const all = (await resp.json()).data || [];
     // Chat needs the LLM's id; the speech and vision models are listed too.
     const chatModels = all.filter((m) =>
@@ -190,7 +194,17 @@ async function releaseRecord() {
   return blob;
 }
 
-/* ---------- WAV encoding: the server reads WAV, browsers record WebM/Opus ---------- */
+/* ---------- the recording's format; WAV encoding as the fallback ---------- */
+
+// The chat API's input_audio format for a MediaRecorder MIME type, or null when unknown.
+function recordedFormat(mime) {
+  const m = (mime || "").toLowerCase();
+  if (m.startsWith("audio/webm") || m.startsWith("video/webm")) return "webm";
+  if (m.startsWith("audio/ogg")) return "ogg";
+  if (m.startsWith("audio/mp4") || m.startsWith("video/mp4")) return "mp4";
+  if (m.startsWith("audio/wav") || m.startsWith("audio/wave")) return "wav";
+  return null;
+}
 
 async function toWav16k(blob) {
   const bytes = await blob.arrayBuffer();
@@ -342,17 +356,33 @@ async function send(audioBlob) {
     const content = [];
     if (text) content.push({ type: "text", text });
     if (page.image) content.push({ type: "image_url", image_url: { url: page.image.dataUrl } });
+    // The browser's own recording (WebM/Opus, Ogg or MP4) goes as it is; WAV re-encoding is
+    // only the fallback for a format the server cannot read.
+    const format = audioBlob ? recordedFormat(audioBlob.type) : null;
+    const audioPart = async (wav) => {
+      const blob = wav ? await toWav16k(audioBlob) : audioBlob;
+      const data = await base64Of(blob);
+      document.body.dataset.audioFormat = wav ? "wav" : format;
+      return { type: "input_audio", input_audio: { data, format: wav ? "wav" : format } };
+    };
     if (audioBlob) {
       setState("encoding", "Preparing the recording…");
-      const wav = await toWav16k(audioBlob);
-      content.push({ type: "input_audio", input_audio: { data: await base64Of(wav), format: "wav" } });
+      content.push(await audioPart(!format));
     }
     const body = { messages: [{ role: "user", content }], stream: true };
     if ($("model").value) body.model = $("model").value;
     const maxTokens = parseInt($("max-tokens").value, 10);
     if (maxTokens > 0) body.max_tokens = maxTokens;
     resetResults();
-    await stream(body, controller.signal);
+    try {
+      await stream(body, controller.signal);
+    } catch (e) {
+      if (!(format && e.status === 400 && /audio/.test(e.message))) throw e;
+      setState("encoding", "The server cannot read this recording; sending it as WAV…");
+      content[content.length - 1] = await audioPart(true);
+      resetResults();
+      await stream(body, controller.signal);
+    }
   } catch (e) {
     if (e.name === "AbortError") setState("idle", "Stopped.");
     else showError(e.message || String(e));
@@ -371,7 +401,11 @@ async function stream(body, signal) {
     body: JSON.stringify(body),
     signal,
   });
-  if (!resp.ok) throw new Error(await errorText(resp));
+  if (!resp.ok) {
+    const err = new Error(await errorText(resp));
+    err.status = resp.status;
+    throw err;
+  }
   const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
   let buf = "";
   let firstToken = null;
