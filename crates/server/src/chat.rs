@@ -175,7 +175,7 @@ async fn queue(
     ))
 }
 
-fn gen_params(req: &ChatRequest, defaults: &GenParams) -> Result<GenParams, ApiError> {
+pub(crate) fn gen_params(req: &ChatRequest, defaults: &GenParams) -> Result<GenParams, ApiError> {
     let mut p = defaults.clone();
     if let Some(t) = req.temperature {
         if !(0.0..=2.0).contains(&t) {

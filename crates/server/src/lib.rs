@@ -23,6 +23,8 @@ mod chat_input;
 mod conn;
 mod embeddings;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod json;
 mod metrics;
 mod speech;
