@@ -3,6 +3,7 @@
 
 use crate::audio::AudioError;
 use crate::audio_limits::check_wav_head;
+use crate::audio_mp4::Mp4Problem;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -111,6 +112,15 @@ pub(crate) fn probe(path: &Path, name: &str) -> Result<Box<dyn FormatReader>, Au
         .and_then(|_| file.seek(SeekFrom::Start(0)))
         .map_err(open_err)?;
     check_wav_head(&head).map_err(limit_err)?;
+    crate::audio_mp4::check(&mut file, meta.len()).map_err(|p| match p {
+        Mp4Problem::Truncated => AudioError::Truncated {
+            path: name.to_string(),
+        },
+        Mp4Problem::Table(reason) => AudioError::Invalid {
+            path: name.to_string(),
+            reason,
+        },
+    })?;
     if head.starts_with(OGG_MAGIC) && !ogg_ends_cleanly(&mut file, meta.len()).map_err(open_err)? {
         return Err(AudioError::Truncated {
             path: name.to_string(),

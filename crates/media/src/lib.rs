@@ -3,6 +3,7 @@
 pub mod audio;
 mod audio_container;
 mod audio_limits;
+mod audio_mp4;
 mod audio_opus;
 mod audio_resample;
 mod audio_stream;

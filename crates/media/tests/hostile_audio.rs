@@ -205,3 +205,28 @@ fn decoding_holds_about_one_copy_of_the_output() {
         "peak {peak} bytes for {out_bytes} bytes of output"
     );
 }
+
+/// MP4s found by the `audio` fuzz target (`scripts/fuzz`): sample tables declaring up to
+/// 2^32 entries, and a `hdlr` atom larger than the file. symphonia sized its buffers from
+/// those declarations before reading an entry (66 GB for the first; the allocation failed
+/// and aborted the process, CLI and server alike); each is refused before symphonia opens it.
+#[test]
+fn mp4_sizes_past_the_file_are_refused_before_symphonia_allocates() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz");
+    for name in [
+        "stsc_66gb.m4a",
+        "stts_34gb.m4a",
+        "stts_1gb.m4a",
+        "hdlr_1_6gb.m4a",
+    ] {
+        let (e, peak) = decode_err(&dir.join(name), &AudioLimits::SERVER);
+        assert!(peak < 4 * MB, "{name}: peak {peak} bytes");
+        match e {
+            AudioError::Invalid { reason, .. } => {
+                assert!(reason.contains("table declares"), "{name}: {reason}")
+            }
+            AudioError::Truncated { .. } => {}
+            e => panic!("{name}: {e}"),
+        }
+    }
+}
