@@ -90,7 +90,7 @@ fn check_tensors(content: &Content, file_len: u64) -> std::result::Result<(), St
                 .checked_add(info.offset)?
                 .checked_add(b as u64)
         });
-        if !end.is_some_and(|end| end <= file_len) {
+        if end.is_none_or(|end| end > file_len) {
             return Err(format!(
                 "tensor `{name}` ({dtype:?} {dims:?} at offset {}) does not fit in the file's {file_len} bytes",
                 info.offset
