@@ -20,11 +20,9 @@ pub const SPEECH_RATE: u32 = 16_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AudioError {
-    #[error("{path}: cannot open audio file: {source}")]
-    Open {
-        path: String,
-        source: std::io::Error,
-    },
+    /// The cause is in the message, not the error chain, so `{:#}` does not print it twice.
+    #[error("{path}: cannot open audio file: {cause}")]
+    Open { path: String, cause: std::io::Error },
     #[error("{path}: is a directory, not an audio file")]
     IsDirectory { path: String },
     #[error("{path}: file is empty")]

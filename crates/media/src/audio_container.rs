@@ -89,9 +89,9 @@ impl MediaSource for ForwardOnly {
 /// its headers or declares a WAV rate or channel count outside the limits is an error.
 pub(crate) fn probe(path: &Path, name: &str) -> Result<Box<dyn FormatReader>, AudioError> {
     let limit_err = |p| AudioError::from_problem(name, p);
-    let open_err = |source| AudioError::Open {
+    let open_err = |cause| AudioError::Open {
         path: name.to_string(),
-        source,
+        cause,
     };
     let meta = std::fs::metadata(path).map_err(open_err)?;
     if meta.is_dir() {
