@@ -95,6 +95,126 @@ fn convert(gg: &mut GgufFile) -> Result<Option<Converted>> {
     Ok(Some((content, buf, names.len())))
 }
 
+/// Metadata candle's model builders size things from or divide by, with suffixes that match
+/// under any architecture prefix: (suffix, a count of tensors rather than of weights).
+const SIZED_FIELDS: &[(&str, bool)] = &[
+    (".block_count", true),
+    (".expert_count", true),
+    (".expert_used_count", true),
+    (".attention.head_count", false),
+    (".attention.head_count_kv", false),
+    (".embedding_length", false),
+    (".feed_forward_length", false),
+    (".attention.key_length", false),
+    (".attention.value_length", false),
+    (".rope.dimension_count", false),
+];
+
+/// Positions candle builds rotary tables for without asking the file: llama's fixed table
+/// and gemma3's (its 128K context).
+const CANDLE_LLAMA_ROPE_POSITIONS: u64 = 4096;
+const CANDLE_GEMMA3_ROPE_POSITIONS: u64 = 131_072;
+
+/// Rotary tables up to this many entries pass whatever the file's size (a real model's are
+/// far smaller than its weights).
+const ROPE_ENTRIES_FLOOR: u64 = 1 << 24;
+
+/// The hyperparameters candle sizes tables and loops from, checked against the file before it
+/// builds the model. A few KB of GGUF may claim 2^32 layers or heads of width 2^31, and candle
+/// allocates from the claim before it reads a tensor (a 420 GB layer vector, 8 GB rotary
+/// tables), or claim 0 heads, which it divides by (found by the `gguf` fuzz target). Bounds
+/// from the file itself: no more layers or experts than tensors, no dimension larger than all
+/// the weights together, at least one head, rotary tables no larger than the weights (or 16M
+/// entries). Real models are far inside them.
+fn check_hparams(arch: &str, content: &Content) -> Result<()> {
+    let tensors = content.tensor_infos.len() as u64;
+    // GgufFile::open checked that every tensor's elements fit in the file.
+    let weights = content
+        .tensor_infos
+        .values()
+        .map(|t| t.shape.elem_count() as u64)
+        .fold(0, u64::saturating_add);
+    let bad = |field: &str, message: String| LlmError::Metadata {
+        field: field.to_string(),
+        message,
+    };
+    // candle reads these only as u32; any other type is its error to report.
+    let u32_of = |v: &Value| v.to_u32().ok().map(u64::from);
+    for (key, value) in &content.metadata {
+        let Some(&(suffix, per_tensor)) = SIZED_FIELDS.iter().find(|(s, _)| key.ends_with(s))
+        else {
+            continue;
+        };
+        let Some(v) = u32_of(value) else { continue };
+        let (limit, what) = if per_tensor {
+            (tensors, "tensors")
+        } else {
+            (weights, "weights")
+        };
+        if v > limit {
+            return Err(bad(
+                key,
+                format!("{v} is more than the file's {limit} {what}"),
+            ));
+        }
+        if v == 0 && suffix.contains("head_count") {
+            return Err(bad(key, "a model needs at least one attention head".into()));
+        }
+    }
+    // gemma3's builder reads the first of these prefixes that has a head count.
+    let prefix = match arch {
+        "gemma3" => ["gemma3", "gemma2", "gemma", "gemma-embedding"]
+            .into_iter()
+            .find(|p| {
+                content
+                    .metadata
+                    .contains_key(&format!("{p}.attention.head_count"))
+            })
+            .unwrap_or("gemma3"),
+        other => other,
+    };
+    let get = |k: &str| {
+        content
+            .metadata
+            .get(&format!("{prefix}.{k}"))
+            .and_then(u32_of)
+    };
+    let (positions, width, field) = match arch {
+        "llama" => (
+            Some(CANDLE_LLAMA_ROPE_POSITIONS),
+            get("rope.dimension_count"),
+            "rope.dimension_count",
+        ),
+        "qwen2" => (
+            get("context_length"),
+            get("embedding_length")
+                .zip(get("attention.head_count"))
+                .map(|(e, h)| e / h.max(1)),
+            "context_length",
+        ),
+        "qwen3" => (
+            get("context_length"),
+            get("attention.key_length"),
+            "context_length",
+        ),
+        _ => (
+            Some(CANDLE_GEMMA3_ROPE_POSITIONS),
+            get("attention.key_length"),
+            "attention.key_length",
+        ),
+    };
+    if let (Some(p), Some(w)) = (positions, width) {
+        let limit = weights.max(ROPE_ENTRIES_FLOOR);
+        if p.saturating_mul(w) > limit {
+            return Err(bad(
+                &format!("{prefix}.{field}"),
+                format!("rotary tables of {p} positions x {w} would be larger than the model's {weights} weights"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl Model {
     pub fn load(mut gg: GgufFile, opts: &LoadOptions) -> Result<Self> {
         let meta = gg.meta();
@@ -102,6 +222,7 @@ impl Model {
         if !matches!(arch.as_str(), "llama" | "qwen2" | "qwen3" | "gemma3") {
             return Err(LlmError::UnsupportedArch(arch));
         }
+        check_hparams(&arch, &gg.content)?;
         let context_length = meta
             .opt_u32(&format!("{arch}.context_length"))
             .map(|c| c as usize)
@@ -171,4 +292,87 @@ fn build<R: std::io::Read + std::io::Seek>(
         "gemma3" => Net::Gemma3(quantized_gemma3::ModelWeights::from_gguf(content, r, dev)?),
         other => return Err(LlmError::UnsupportedArch(other.to_string())),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::quantized::gguf_file::{TensorInfo, VersionedMagic};
+
+    /// `tensors` f32 tensors of `elems` elements each, and `meta` as u32 values.
+    fn content(meta: &[(&str, u32)], tensors: usize, elems: usize) -> Content {
+        Content {
+            magic: VersionedMagic::GgufV3,
+            metadata: meta
+                .iter()
+                .map(|(k, v)| (k.to_string(), Value::U32(*v)))
+                .collect(),
+            tensor_infos: (0..tensors)
+                .map(|i| {
+                    let info = TensorInfo {
+                        ggml_dtype: GgmlDType::F32,
+                        shape: vec![elems].into(),
+                        offset: 0,
+                    };
+                    (format!("t{i}"), info)
+                })
+                .collect(),
+            tensor_data_offset: 0,
+        }
+    }
+
+    fn with(base: &[(&'static str, u32)], key: &'static str, v: u32) -> Vec<(&'static str, u32)> {
+        let mut m: Vec<_> = base.iter().filter(|(k, _)| *k != key).copied().collect();
+        m.push((key, v));
+        m
+    }
+
+    fn refused(arch: &str, c: &Content, field: &str) {
+        match check_hparams(arch, c) {
+            Err(LlmError::Metadata { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+
+    const LLAMA: &[(&str, u32)] = &[
+        ("llama.block_count", 1),
+        ("llama.attention.head_count", 2),
+        ("llama.attention.head_count_kv", 1),
+        ("llama.embedding_length", 8),
+        ("llama.rope.dimension_count", 4),
+    ];
+
+    #[test]
+    fn a_small_consistent_model_passes() {
+        assert!(check_hparams("llama", &content(LLAMA, 11, 64)).is_ok());
+    }
+
+    #[test]
+    fn claims_the_file_cannot_back_are_refused() {
+        for (key, v) in [
+            ("llama.block_count", 12),
+            ("llama.attention.head_count", 0),
+            ("llama.attention.head_count_kv", 0),
+            ("llama.embedding_length", u32::MAX),
+            ("llama.rope.dimension_count", 1 << 20),
+        ] {
+            refused("llama", &content(&with(LLAMA, key, v), 11, 64), key);
+        }
+        // Any architecture prefix: gemma3's builder falls back to gemma2's keys.
+        let gemma = [("gemma2.attention.head_count", 0)];
+        refused(
+            "gemma3",
+            &content(&gemma, 1, 64),
+            "gemma2.attention.head_count",
+        );
+        // qwen2 builds its rotary tables for the declared context.
+        let qwen2 = [
+            ("qwen2.embedding_length", 1024),
+            ("qwen2.attention.head_count", 1),
+            ("qwen2.context_length", 1 << 20),
+        ];
+        refused("qwen2", &content(&qwen2, 1, 4096), "qwen2.context_length");
+        let ok = with(&qwen2, "qwen2.context_length", 16_384);
+        assert!(check_hparams("qwen2", &content(&ok, 1, 4096)).is_ok());
+    }
 }
