@@ -56,7 +56,13 @@ fn to_tensor(v: &RawVar, name: &str, path: &str, dev: &Device) -> Result<Tensor,
         path: path.to_string(),
         reason: format!("{name}: {reason}"),
     };
-    let n: usize = v.shape.iter().product();
+    // Checked: a shape whose product wraps (to 0, say) would match a short buffer and give
+    // a tensor claiming more elements than it holds (a crafted input to the `ct2` fuzz target).
+    let n = v
+        .shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| bad(format!("shape {:?} has too many elements", v.shape)))?;
     let (dtype, width) = match v.dtype {
         0 => (DType::F32, 4),
         1 => (DType::U8, 1),
@@ -66,7 +72,7 @@ fn to_tensor(v: &RawVar, name: &str, path: &str, dev: &Device) -> Result<Tensor,
         5 => (DType::BF16, 2),
         d => return Err(bad(format!("unsupported dtype code {d}"))),
     };
-    if v.bytes.len() != n * width {
+    if n.checked_mul(width) != Some(v.bytes.len()) {
         return Err(bad(format!(
             "{} bytes for shape {:?}",
             v.bytes.len(),
@@ -299,5 +305,50 @@ mod tests {
             assert_eq!(hf_name(ct).as_deref(), Some(hf), "{ct}");
         }
         assert_eq!(hf_name("encoder/num_heads"), None);
+    }
+
+    /// A model.bin holding one variable, `encoder/num_heads`, of `shape` (f32) and `data`.
+    fn model_bin(shape: &[u32], data: &[u8]) -> Vec<u8> {
+        let string = |s: &str| {
+            let mut b = ((s.len() + 1) as u16).to_le_bytes().to_vec();
+            b.extend_from_slice(s.as_bytes());
+            b.push(0);
+            b
+        };
+        let mut b = 6u32.to_le_bytes().to_vec();
+        b.extend(string("WhisperSpec"));
+        b.extend(3u32.to_le_bytes());
+        b.extend(1u32.to_le_bytes());
+        b.extend(string("encoder/num_heads"));
+        b.push(shape.len() as u8);
+        shape.iter().for_each(|d| b.extend(d.to_le_bytes()));
+        b.push(0); // f32
+        b.extend((data.len() as u32).to_le_bytes());
+        b.extend_from_slice(data);
+        b
+    }
+
+    fn load_err(bytes: &[u8]) -> String {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("model.bin");
+        std::fs::write(&path, bytes).expect("write");
+        match super::load(&path, &candle_core::Device::Cpu) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("loaded"),
+        }
+    }
+
+    /// 2^21 x 2^21 x 2^22 elements wrap to 0, which matched an empty buffer and made a
+    /// tensor claiming 2^64 elements (a crafted input to the `ct2` fuzz target).
+    #[test]
+    fn a_shape_whose_element_count_overflows_is_refused() {
+        let e = load_err(&model_bin(&[1 << 21, 1 << 21, 1 << 22], &[]));
+        assert!(e.contains("too many elements"), "{e}");
+        // 2^30 f32 elements are 2^32 bytes, which a u32 byte count cannot hold either.
+        let e = load_err(&model_bin(&[1 << 30], &[0; 4]));
+        assert!(e.contains("4 bytes for shape"), "{e}");
+        // A well-formed scalar still reaches the next check (no decoder heads).
+        let e = load_err(&model_bin(&[], &2f32.to_le_bytes()));
+        assert!(e.contains("missing decoder/num_heads"), "{e}");
     }
 }
