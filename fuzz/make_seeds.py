@@ -8,7 +8,7 @@ tiny tensors (the layouts percept's loaders expect); the first bytes of the real
 in ~/.cache/percept/models when they are there; the classifier fixture checkpoint; chat
 request bodies; the bundled pipelines. Needs python3 and ffmpeg; run from anywhere:
 
-    python3 fuzz/make_seeds.py
+    python3 fuzz/make_seeds.py [TARGET...]    (default: every target)
 """
 
 import json
@@ -17,6 +17,7 @@ import os
 import shutil
 import struct
 import subprocess
+import sys
 import tempfile
 import wave
 from pathlib import Path
@@ -42,6 +43,26 @@ def ffmpeg(args, out_name):
             check=True,
         )
         return out.read_bytes()
+
+
+# ---------------------------------------------------------------- video
+
+
+def video_seeds():
+    # One second of a moving test pattern at 64x48, 5 fps, with a tone where the container
+    # takes one: every container and codec pair percept's video tests use, and AVI.
+    pic = ["-f", "lavfi", "-i", "testsrc=size=64x48:rate=5:duration=1"]
+    tone = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=16000:duration=1"]
+    cases = [
+        ("h264_aac.mp4", pic + tone + ["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-b:a", "16k"]),
+        ("vp9_opus.mkv", pic + tone + ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-c:a", "libopus", "-b:a", "16k"]),
+        ("vp8_vorbis.webm", pic + tone + ["-c:v", "libvpx", "-deadline", "realtime", "-c:a", "libvorbis"]),
+        ("mjpeg_pcm.avi", pic + tone + ["-c:v", "mjpeg", "-q:v", "31", "-ar", "8000", "-c:a", "pcm_u8"]),
+        ("mpeg4_mp3.mov", pic + tone + ["-c:v", "mpeg4", "-q:v", "20", "-c:a", "libmp3lame", "-b:a", "32k"]),
+        ("silent_h264.mp4", pic + ["-c:v", "libx264", "-preset", "ultrafast"]),
+    ]
+    for name, args in cases:
+        put("video", name, ffmpeg(args, name))
 
 
 # ---------------------------------------------------------------- audio
@@ -469,19 +490,29 @@ def pipeline_seeds():
     )
 
 
+SEEDS = {
+    "audio": audio_seeds,
+    "video": video_seeds,
+    "image": image_seeds,
+    "gguf": gguf_seeds,
+    "ct2": ct2_seeds,
+    "safetensors": safetensors_seeds,
+    "pickle": pickle_seeds,
+    "chat": chat_seeds,
+    "pipeline_toml": pipeline_seeds,
+}
+
+
 def main():
-    if CORPUS.exists():
-        for d in CORPUS.iterdir():
-            if d.is_dir():
-                shutil.rmtree(d)
-    audio_seeds()
-    image_seeds()
-    gguf_seeds()
-    ct2_seeds()
-    safetensors_seeds()
-    pickle_seeds()
-    chat_seeds()
-    pipeline_seeds()
+    # Targets named on the command line are rewritten alone (encoders are not bit-exact
+    # across versions, so rewriting every corpus would churn the kept seeds).
+    targets = sys.argv[1:] or list(SEEDS)
+    for t in targets:
+        if t not in SEEDS:
+            sys.exit(f"unknown target {t} (known: {' '.join(SEEDS)})")
+        if (CORPUS / t).is_dir():
+            shutil.rmtree(CORPUS / t)
+        SEEDS[t]()
     for d in sorted(CORPUS.iterdir()):
         files = list(d.iterdir())
         print(f"{d.name}: {len(files)} seeds, {sum(f.stat().st_size for f in files)} bytes")
