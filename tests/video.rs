@@ -330,3 +330,64 @@ fn the_server_transcribes_the_audio_track_of_a_video_upload() {
     let (status, v) = support::post_chat(&client, &server.url, &body);
     assert_eq!(status, 400, "{v}");
 }
+
+/// `transcribe` and `listen --input` read the audio track of a video the audio decoders do
+/// not read (AVI), and a video over `--max-video-s` is refused before any frame is used.
+#[test]
+fn transcribe_and_listen_hear_an_avi_and_max_video_s_caps_ask() {
+    require_models();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let wav = tmp.path().join("speech.wav");
+    speak(SPEECH, &wav);
+    let avi = tmp.path().join("scenes.avi");
+    scenes(&wav, &avi, AVI);
+    let out = percept_in(tmp.path(), &["transcribe", "--model", WHISPER, s(&avi)]);
+    let heard = stdout_ok(&out);
+    let w = wer(SPEECH, &heard);
+    eprintln!("transcribe, avi: WER {w:.1}%");
+    assert!(w < 30.0, "{heard}");
+
+    let out = percept_in(
+        tmp.path(),
+        &[
+            "listen",
+            "--input",
+            s(&avi),
+            "--fast",
+            "--json",
+            "--max-tokens",
+            "1",
+        ],
+    );
+    let said: String = stdout_ok(&out)
+        .lines()
+        .map(|l| {
+            let turn: Value = serde_json::from_str(l).expect("one JSON object per turn");
+            turn["transcript"].as_str().unwrap_or_default().to_string()
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    let w = wer(SPEECH, &said);
+    eprintln!("listen --input, avi: WER {w:.1}%");
+    assert!(w < 40.0, "{said}");
+
+    let out = percept_in(
+        tmp.path(),
+        &[
+            "ask",
+            "--video",
+            s(&avi),
+            "--max-video-s",
+            "3",
+            "--max-tokens",
+            "1",
+            "What happens?",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("scenes.avi") && err.contains("3 s limit"),
+        "{err}"
+    );
+}

@@ -7,6 +7,7 @@
 
 use crate::capture::CaptureTx;
 use crate::error::ListenError;
+use percept_core::AudioClip;
 use percept_media::{AudioStream, SPEECH_RATE};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,8 +23,24 @@ pub enum Pace {
 }
 
 pub struct FileSource {
-    stream: AudioStream,
+    feed: Feed,
     rate: u32,
+}
+
+/// Where the samples come from: decoded as they are sent, or already decoded (a video's
+/// audio track, which FFmpeg decodes whole).
+enum Feed {
+    Stream(Box<AudioStream>),
+    Decoded(Option<Vec<f32>>),
+}
+
+impl Feed {
+    fn next_chunk(&mut self) -> Result<Option<Vec<f32>>, ListenError> {
+        match self {
+            Feed::Stream(s) => Ok(s.next_chunk()?),
+            Feed::Decoded(samples) => Ok(samples.take()),
+        }
+    }
 }
 
 impl FileSource {
@@ -37,7 +54,18 @@ impl FileSource {
         };
         drop(probe);
         let stream = AudioStream::open(path, rate)?;
-        Ok(FileSource { stream, rate })
+        Ok(FileSource {
+            feed: Feed::Stream(Box::new(stream)),
+            rate,
+        })
+    }
+
+    /// Plays an already decoded clip, at its own sample rate.
+    pub fn from_clip(clip: AudioClip) -> Self {
+        FileSource {
+            rate: clip.sample_rate.max(1),
+            feed: Feed::Decoded(Some(clip.samples)),
+        }
     }
 
     /// Sample rate of the chunks this source sends.
@@ -53,7 +81,7 @@ impl FileSource {
         let mut sent: u64 = 0;
         let mut carry: Vec<f32> = Vec::new();
         loop {
-            let next = self.stream.next_chunk()?;
+            let next = self.feed.next_chunk()?;
             let done = next.is_none();
             if let Some(samples) = next {
                 carry.extend_from_slice(&samples);

@@ -76,6 +76,7 @@ pub struct Overrides {
     pub tags: Option<usize>,
     pub convert_q8: bool,
     pub max_audio_s: Option<u32>,
+    pub max_video_s: Option<u32>,
 }
 /// LLM sampling; a key left out takes percept-llm's default (greedy, 512 tokens).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -145,6 +146,10 @@ pub struct Runtime {
     /// the server).
     #[serde(default)]
     pub max_audio_s: Option<u32>,
+    /// Longest video decoded, in seconds (default: `max_audio_s` when set, else 4 h on the
+    /// command line and 1 h in the server).
+    #[serde(default)]
+    pub max_video_s: Option<u32>,
 }
 
 impl Default for Runtime {
@@ -153,6 +158,7 @@ impl Default for Runtime {
             channel_capacity: 4,
             threads: None,
             max_audio_s: None,
+            max_video_s: None,
         }
     }
 }
@@ -243,6 +249,7 @@ impl PipelineDef {
         opt(&mut s.max_tokens, f.max_tokens);
         opt(&mut self.vision.tags, o.tags);
         opt(&mut self.runtime.max_audio_s, o.max_audio_s);
+        opt(&mut self.runtime.max_video_s, o.max_video_s);
         self.convert_q8 |= o.convert_q8;
     }
 

@@ -4,9 +4,13 @@
 
 use crate::def::PipelineDef;
 use crate::service::Media;
-use percept_core::{Prompt, Segment, Tag, Transcript, VisionContext};
+use percept_core::{AudioClip, Prompt, Segment, Tag, Transcript, VisionContext};
+use percept_listen::{FileSource, ListenError};
+use percept_media::AudioError;
 use percept_video::{frame_label, Video};
+use percept_whisper::{Options as WhisperOptions, Whisper, WhisperError};
 use serde::Serialize;
+use std::path::Path;
 
 pub use percept_video::{decode_bytes, VideoError, VideoLimits, VIDEO_EXTENSIONS};
 
@@ -14,11 +18,70 @@ pub use percept_video::{decode_bytes, VideoError, VideoLimits, VIDEO_EXTENSIONS}
 /// `transcript of the video` (never the file name).
 pub const VIDEO_AUDIO: &str = "the video";
 
-/// Video limits: `runtime.max_audio_s` caps a video's duration too, over `base`.
+/// Video limits over `base` (the command line's or the server's preset): a video's duration
+/// is capped by `runtime.max_video_s`, or when that is unset by `runtime.max_audio_s` (its
+/// audio track is audio).
 pub fn video_limits(def: &PipelineDef, base: VideoLimits) -> VideoLimits {
-    match def.runtime.max_audio_s {
+    match def.runtime.max_video_s.or(def.runtime.max_audio_s) {
         Some(s) => base.with_max_seconds(s),
         None => base,
+    }
+}
+
+/// Whether the audio decoders cannot read the file at all (an unknown container, or none of
+/// its tracks is audio they know), so that FFmpeg may, as a video's audio track.
+fn not_audio(e: &AudioError) -> bool {
+    matches!(e, AudioError::Format { .. } | AudioError::NoTrack { .. })
+}
+
+/// A video's audio track for a file the audio decoders refused with `refused`: that error
+/// again when FFmpeg cannot read it either (or the build has no video), the video's own
+/// limit or missing track otherwise.
+fn audio_track(
+    path: &Path,
+    max_seconds: u32,
+    refused: AudioError,
+) -> Result<AudioClip, AudioError> {
+    let name = path.display().to_string();
+    if !percept_video::VIDEO_ENABLED || !not_audio(&refused) {
+        return Err(refused);
+    }
+    match percept_video::decode_audio_track(path, max_seconds) {
+        Ok(Some(clip)) => Ok(AudioClip {
+            source: name,
+            ..clip
+        }),
+        Ok(None) => Err(AudioError::NoTrack { path: name }),
+        Err(VideoError::TooLong { max_seconds, .. }) => Err(AudioError::TooLong {
+            path: name,
+            max_seconds,
+        }),
+        Err(_) => Err(refused),
+    }
+}
+
+/// Transcribes the file at `path`, streamed through the audio decoders, or when they cannot
+/// read it, its audio track as a video (AVI, or a codec only FFmpeg reads).
+pub fn transcribe_file(
+    whisper: &Whisper,
+    path: &Path,
+    opts: &WhisperOptions,
+) -> Result<Transcript, WhisperError> {
+    match whisper.transcribe_file(path, opts) {
+        Err(WhisperError::Audio(e)) => {
+            let clip = audio_track(path, opts.audio_limits.max_seconds, e)?;
+            whisper.transcribe_clip(&clip, opts)
+        }
+        r => r,
+    }
+}
+
+/// `listen --input`: the file played as a microphone would hear it, or when the audio
+/// decoders cannot read it, its audio track as a video.
+pub fn open_file_source(path: &Path, max_seconds: u32) -> Result<FileSource, ListenError> {
+    match FileSource::open(path) {
+        Err(ListenError::Audio(e)) => Ok(FileSource::from_clip(audio_track(path, max_seconds, e)?)),
+        r => r,
     }
 }
 
@@ -178,5 +241,33 @@ mod tests {
             ["transcript of the video", "image 1", "frame at 4.0 s"]
         );
         assert_eq!(prompt.context[0].text, "[0.0-1.5 s] hello there");
+    }
+
+    #[test]
+    fn max_video_s_then_max_audio_s_cap_a_video() {
+        let mut def = crate::def::load("default").expect("default");
+        def.runtime.max_audio_s = None;
+        let base = VideoLimits::SERVER;
+        assert_eq!(video_limits(&def, base), base);
+        def.runtime.max_audio_s = Some(60);
+        assert_eq!(video_limits(&def, base).max_seconds, 60);
+        def.runtime.max_video_s = Some(600);
+        assert_eq!(video_limits(&def, base).max_seconds, 600);
+        assert_eq!(video_limits(&def, base).max_frames, base.max_frames);
+    }
+
+    #[test]
+    fn a_file_no_decoder_reads_keeps_the_audio_error() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("notes.wav");
+        std::fs::write(&path, b"just some text, not audio at all").expect("write");
+        let err = open_file_source(&path, 60)
+            .err()
+            .expect("an error")
+            .to_string();
+        assert!(
+            err.contains("notes.wav") && err.contains("not a recognised audio format"),
+            "{err}"
+        );
     }
 }

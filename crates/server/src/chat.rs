@@ -123,6 +123,7 @@ async fn queue(
         },
         audio: inputs.audio,
         images: inputs.images,
+        video_limits: st.config.video_limits,
         videos: inputs.videos,
     };
     let prepared = workers

@@ -65,6 +65,9 @@ pub struct Config {
     /// Whisper decoding for spoken questions (the pipeline's, as `ask` uses it), with the
     /// server's audio limits (`AudioLimits::SERVER` unless `--max-audio-s`).
     pub speech: percept_whisper::Options,
+    /// Bounds on a video in chat (`VideoLimits::SERVER` unless `--max-video-s` or
+    /// `--max-audio-s`).
+    pub video_limits: percept_pipeline::video::VideoLimits,
     /// How long a client may take to send a request's headers (then the connection closes).
     pub header_timeout: Duration,
     /// How long a client may take to send a request's body (then 408).

@@ -28,6 +28,8 @@ pub struct ChatMedia {
     pub images: Vec<ImageInput>,
     /// At most one video: its audio track joins `audio`, its frames `images`.
     pub videos: Vec<AudioInput>,
+    /// Bounds on that video (the server's `--max-video-s`).
+    pub video_limits: video::VideoLimits,
 }
 
 /// One embedding input, with the request field it came from.
@@ -96,9 +98,9 @@ impl Workers {
         let mut q = media.question;
         q.audio = media.audio.iter().map(audio_media).collect();
         q.images = media.images.into_iter().map(image_media).collect();
-        let videos = media.videos;
+        let (videos, limits) = (media.videos, media.video_limits);
         let mut prepared = blocking(self, permit, move |s| {
-            let seen = video_media(videos, n_audio, &mut q)?;
+            let seen = video_media(videos, &limits, n_audio, &mut q)?;
             let mut p = s.prepare(q, &options)?;
             if seen {
                 let heard = p
@@ -249,18 +251,16 @@ fn count(m: &Metrics, result: &Result<Generation, JobError>) {
     m.finish.with_label_values(&[reason]).inc();
 }
 
-/// The API error for a failed job; `audio` and `images` name the request field of each input.
-/// Decodes the request's video (server limits) into `q`'s clips and pictures; whether there
-/// was one.
+/// Decodes the request's video into `q`'s clips and pictures; whether there was one.
 fn video_media(
     videos: Vec<AudioInput>,
+    limits: &video::VideoLimits,
     n_audio: usize,
     q: &mut Question,
 ) -> Result<bool, JobError> {
-    let limits = video::VideoLimits::SERVER;
     for (k, v) in videos.iter().enumerate() {
         let decoded =
-            video::decode_bytes(&v.name, &v.bytes, v.ext.as_deref(), &limits).map_err(|e| {
+            video::decode_bytes(&v.name, &v.bytes, v.ext.as_deref(), limits).map_err(|e| {
                 JobError::Audio {
                     index: n_audio + k,
                     name: v.name.clone(),
@@ -274,6 +274,7 @@ fn video_media(
     Ok(!videos.is_empty())
 }
 
+/// The API error for a failed job; `audio` and `images` name the request field of each input.
 fn job_error(e: JobError, audio: &[String], images: &[String]) -> ApiError {
     let field = |list: &[String], i: usize| list.get(i).cloned().unwrap_or_default();
     match e {

@@ -23,6 +23,10 @@ pub struct PipelineArgs {
     /// Longest audio decoded per file, in seconds (default: 14400; 3600 in `serve`).
     #[arg(long)]
     pub max_audio_s: Option<u32>,
+    /// Longest video decoded, in seconds (default: --max-audio-s when given, else 14400;
+    /// 3600 in `serve`).
+    #[arg(long)]
+    pub max_video_s: Option<u32>,
 }
 
 /// `--device`: every stage's device, on commands where `--device` means nothing else.
@@ -117,6 +121,7 @@ pub fn resolve(
         .map(|d| d.to_string_lossy().into_owned());
     o.tags = pipeline.tags;
     o.max_audio_s = pipeline.max_audio_s;
+    o.max_video_s = pipeline.max_video_s;
     o.device = device.map(str::to_string);
     def.apply(&o);
     def.runtime.apply_threads();

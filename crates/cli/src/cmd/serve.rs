@@ -78,6 +78,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             audio_limits: def.audio_limits(percept_media::AudioLimits::SERVER),
             ..def.whisper_options()
         },
+        video_limits: percept_pipeline::video::video_limits(
+            &def,
+            percept_pipeline::video::VideoLimits::SERVER,
+        ),
         header_timeout: Duration::from_secs(args.header_timeout_s.max(1)),
         body_timeout: Duration::from_secs(args.body_timeout_s.max(1)),
         max_connections: args.max_connections,

@@ -22,7 +22,8 @@ pub enum TaskArg {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Audio files (wav, mp3, flac, ogg, m4a/aac, aiff, caf).
+    /// Audio files (wav, mp3, flac, ogg/opus, webm, m4a/aac, aiff, caf), or videos' audio
+    /// tracks (mp4, mov, mkv, avi).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// Model id from the model store, or a model directory.
@@ -92,8 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let mut failed = 0usize;
     for file in &args.files {
-        let result = whisper
-            .transcribe_file(file, &opts)
+        let result = percept_pipeline::video::transcribe_file(&whisper, file, &opts)
             .map_err(anyhow::Error::from)
             .and_then(|t| emit(&t, file, &args));
         if let Err(e) = result {

@@ -16,6 +16,7 @@ pub type Shared<T> = Arc<Mutex<T>>;
 pub struct Models {
     pub whisper: Option<Shared<Whisper>>,
     pub whisper_options: Options,
+    pub video_limits: percept_video::VideoLimits,
     /// None for images when CLIP weights are absent: tags are left empty, facts still come.
     pub vision: Option<Shared<VisionStage>>,
     /// The ImageNet classifier, on every image when its weights are here.
@@ -44,6 +45,7 @@ pub fn load(
     let models = Models {
         whisper: stages.speech.map(|s| shared(s.whisper)),
         whisper_options: def.whisper_options(),
+        video_limits: crate::video::video_limits(def, percept_video::VideoLimits::CLI),
         vision: stages
             .vision
             .map(|v| Arc::new(Mutex::new(v.stage.without_embedding()))),

@@ -322,7 +322,7 @@ fn video(models: &Models, counts: Arc<StageCounts>) -> Stage<Job, Work> {
     let clip = models.vision.clone();
     let classifier = models.classifier.clone();
     let ocr = models.ocr.clone();
-    let limits = percept_video::VideoLimits::CLI.with_max_seconds(opts.audio_limits.max_seconds);
+    let limits = models.video_limits;
     FnStage::new(
         "video",
         Box::new(move |job: Job| {

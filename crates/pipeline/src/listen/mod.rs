@@ -14,8 +14,7 @@ use crate::load::{load_stages, Need};
 use crate::prompt::question_prompt;
 use percept_core::{AnswerEvent, FinishReason, Pipeline, Transcript, Turn, TurnRole, Untrusted};
 use percept_listen::{
-    capture_queue, spawn_frontend, utterance_queue, FileSource, Notice, Overflow, Pace, Utterance,
-    VadConfig,
+    capture_queue, spawn_frontend, utterance_queue, Notice, Overflow, Pace, Utterance, VadConfig,
 };
 use percept_llm::LlmRequest;
 use std::collections::HashMap;
@@ -336,7 +335,11 @@ fn start_source(
     let stop = live.stop.clone();
     match &live.source {
         Source::File(path, pace) => {
-            let file = FileSource::open(path)?;
+            let max_s = live
+                .def
+                .audio_limits(percept_media::AudioLimits::CLI)
+                .max_seconds;
+            let file = crate::video::open_file_source(path, max_s)?;
             let rate = file.rate();
             let pace = *pace;
             (live.notice)(&format!(
