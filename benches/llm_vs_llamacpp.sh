@@ -4,8 +4,9 @@
 #
 # llama-bench comes from the llama.cpp sources that the llama-cpp-python 0.3.36 sdist vendors,
 # built once into target/llamacpp (cmake and a C++ compiler needed; ~15 min on 2 cores).
-# GGML_NATIVE=ON builds for this CPU; on a machine where that dies with an illegal
-# instruction, set LLAMA_CMAKE_ARGS (e.g. "-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON").
+# GGML_NATIVE=ON builds for this CPU, with AMX off (with AMX flags present, a native build dies
+# with an illegal instruction under this kind of VM); elsewhere set LLAMA_CMAKE_ARGS (e.g.
+# "-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON").
 # LLAMA_BENCH=/path/to/llama-bench uses a build you already have.
 # Usage: benches/llm_vs_llamacpp.sh [MODEL_ID] [PROMPT_TOKENS] [GEN_TOKENS]
 set -euo pipefail
@@ -18,12 +19,14 @@ build=target/llamacpp
 bench=${LLAMA_BENCH:-$build/build/bin/llama-bench}
 if [ ! -x "$bench" ]; then
   mkdir -p "$build"
-  python3 -m pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36 -d "$build" >&2
+  # The sdist only; its build tools (scikit-build-core, cmake) come as wheels: with
+  # `--no-binary :all:` pip would build cmake itself from source just to read metadata.
+  python3 -m pip download --no-deps --no-binary llama-cpp-python llama-cpp-python==0.3.36 -d "$build" >&2
   tar xzf "$build"/llama_cpp_python-0.3.36.tar.gz -C "$build"
   src="$build/llama_cpp_python-0.3.36/vendor/llama.cpp"
   cmake -S "$src" -B "$build/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF \
-    ${LLAMA_CMAKE_ARGS:--DGGML_NATIVE=ON} >&2
+    ${LLAMA_CMAKE_ARGS:--DGGML_NATIVE=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF} >&2
   cmake --build "$build/build" -j"$(nproc)" --target llama-bench >&2
 fi
 export RAYON_NUM_THREADS=2

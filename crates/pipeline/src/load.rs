@@ -72,30 +72,13 @@ pub struct LabelChoice {
 
 /// Loads the stages `need` asks for, each on its device.
 pub fn load_stages(def: &PipelineDef, need: Need) -> Result<Stages> {
-    let mut stages = Stages::default();
-    if need.speech {
-        stages.speech = Some(load_speech(def)?);
-    }
-    if need.vision {
-        match load_vision(def, &LabelChoice::default())? {
-            Some(v) => stages.vision = Some(v),
-            None => stages.notices.push(format!(
-                "semantic tags unavailable: {} (open-vocabulary CLIP tags are off; the \
-                 ImageNet classifier and the image facts remain)",
-                missing_clip_line()
-            )),
-        }
-        match load_classifier(def) {
-            Ok(c) => stages.classifier = Some(c),
-            Err(e) => stages
-                .notices
-                .push(format!("ImageNet labels unavailable: {e}")),
-        }
-        match load_ocr() {
-            Ok(o) => stages.ocr = Some(o),
-            Err(e) => stages.notices.push(e.to_string()),
-        }
-    }
+    let speech = need.speech.then(|| load_speech(def)).transpose()?;
+    let mut stages = if need.vision {
+        load_vision_stages(def, &LabelChoice::default())?
+    } else {
+        Stages::default()
+    };
+    stages.speech = speech;
     if need.llm {
         let llm = load_llm(def)?;
         if let Some(w) = &llm.engine.template.warning {
@@ -104,6 +87,45 @@ pub fn load_stages(def: &PipelineDef, need: Need) -> Result<Stages> {
         stages.llm = Some(llm);
     }
     Ok(stages)
+}
+
+/// Every vision stage that is here: CLIP with `labels` when its weights are, the ImageNet
+/// classifier, and OCR when Tesseract is installed; each one missing is a notice.
+pub fn load_vision_stages(def: &PipelineDef, labels: &LabelChoice) -> Result<Stages> {
+    let mut stages = Stages::default();
+    match load_vision(def, labels)? {
+        Some(v) => stages.vision = Some(v),
+        None => stages.notices.push(format!(
+            "semantic tags unavailable: {} (open-vocabulary CLIP tags are off; the ImageNet \
+             classifier and the image facts remain)",
+            missing_clip_line()
+        )),
+    }
+    match load_classifier(def) {
+        Ok(c) => stages.classifier = Some(c),
+        Err(e) => stages
+            .notices
+            .push(format!("ImageNet labels unavailable: {e}")),
+    }
+    match load_ocr() {
+        Ok(o) => stages.ocr = Some(o),
+        Err(e) => stages.notices.push(e.to_string()),
+    }
+    Ok(stages)
+}
+
+/// A label vocabulary, one label per line, from `path` or the bundled list.
+pub fn read_labels(path: Option<&Path>) -> Result<Vec<String>> {
+    let text = match path {
+        Some(p) => std::fs::read_to_string(p)
+            .map_err(|e| PipelineError::invalid(format!("reading {}: {e}", p.display())))?,
+        None => BUNDLED_LABELS.to_string(),
+    };
+    let labels = parse_vocabulary(&text);
+    if labels.is_empty() {
+        return Err(PipelineError::invalid("the label vocabulary is empty"));
+    }
+    Ok(labels)
 }
 
 pub fn load_speech(def: &PipelineDef) -> Result<Speech> {

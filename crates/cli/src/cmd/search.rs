@@ -1,9 +1,7 @@
 //! `percept search`: rank the images of a folder by similarity to a text or an image.
 
 use super::common::{require_clip, vision_def, DeviceArg};
-use percept_clip::cache::default_cache_dir;
-use percept_clip::index::SearchIndex;
-use percept_media::image::{decode_image_file, ImageOptions};
+use percept_pipeline::search::{search_folder, Query};
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -33,51 +31,27 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    anyhow::ensure!(args.dir.is_dir(), "{}: not a folder", args.dir.display());
-    let clip = require_clip(&vision_def(
-        args.clip_dir.as_deref(),
-        args.device.device.as_deref(),
-    )?)?;
-    let opts = ImageOptions::default();
-    let index_path = SearchIndex::path_for(
-        &args.cache_dir.clone().unwrap_or_else(default_cache_dir),
-        &args.dir,
-        &clip,
-    )?;
-    let mut index = SearchIndex::load(&index_path, &clip);
-    let report = index.update(&args.dir, &clip, &opts)?;
-    for f in &report.failed {
+    let def = vision_def(args.clip_dir.as_deref(), args.device.device.as_deref())?;
+    let clip = require_clip(&def)?;
+    let query = match (&args.query, &args.image) {
+        (_, Some(path)) => Query::LikeImage(path),
+        (Some(text), None) => Query::Words(text),
+        (None, None) => anyhow::bail!("give a text query or --image FILE"),
+    };
+    let found = search_folder(&clip, &args.dir, args.cache_dir.as_deref(), query, args.top)?;
+    let u = &found.update;
+    for f in &u.failed {
         eprintln!("percept: skipped {f}");
     }
     eprintln!(
         "index: {} added, {} changed, {} removed, {} unchanged ({} images)",
-        report.added,
-        report.changed,
-        report.removed,
-        report.unchanged,
-        index.len()
+        u.added, u.changed, u.removed, u.unchanged, found.indexed
     );
-    index.save(&index_path)?;
-
-    let query = match (&args.query, &args.image) {
-        (_, Some(path)) => {
-            let img = decode_image_file(path, &opts)?;
-            clip.embed_images(&[&img])?.pop().unwrap_or_default()
-        }
-        (Some(text), None) => clip
-            .embed_texts(&[text.as_str()], true)?
-            .pop()
-            .unwrap_or_default(),
-        (None, None) => anyhow::bail!("give a text query or --image FILE"),
-    };
-    for (path, score) in index.search(&query, args.top) {
+    for (path, score) in &found.hits {
         if args.json {
-            println!(
-                "{}",
-                serde_json::json!({ "path": args.dir.join(&path), "score": score })
-            );
+            println!("{}", serde_json::json!({ "path": path, "score": score }));
         } else {
-            println!("{score:.4}  {}", args.dir.join(&path).display());
+            println!("{score:.4}  {}", path.display());
         }
     }
     Ok(())

@@ -1,15 +1,14 @@
 //! `percept tag`: zero-shot CLIP tags, ImageNet labels, the text OCR reads, and model-free
 //! image facts.
 
-use super::common::{vision_def, DeviceArg};
-use anyhow::Context;
-use percept_clip::labels::{parse_vocabulary, CacheStatus, BUNDLED_LABELS};
+use super::common::{show_notices, vision_def, DeviceArg};
+use percept_clip::labels::CacheStatus;
 use percept_clip::TEMPLATES;
 use percept_core::{DecodedImage, VisionContext};
 use percept_media::image::{decode_image_file, ImageOptions};
 use percept_pipeline::service::VisionWorker;
-use percept_pipeline::{load_classifier, load_ocr, load_vision, missing_clip_line, LabelChoice};
-use std::path::{Path, PathBuf};
+use percept_pipeline::{load_vision_stages, read_labels, LabelChoice};
+use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -38,20 +37,8 @@ pub struct Args {
     device: DeviceArg,
 }
 
-fn load_labels(path: Option<&Path>) -> anyhow::Result<Vec<String>> {
-    let text = match path {
-        Some(p) => {
-            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
-        }
-        None => BUNDLED_LABELS.to_string(),
-    };
-    let labels = parse_vocabulary(&text);
-    anyhow::ensure!(!labels.is_empty(), "the label vocabulary is empty");
-    Ok(labels)
-}
-
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let labels = load_labels(args.labels.as_deref())?;
+    let labels = read_labels(args.labels.as_deref())?;
     let n = labels.len();
     let mut def = vision_def(args.clip_dir.as_deref(), args.device.device.as_deref())?;
     def.vision.tags = Some(args.top);
@@ -59,45 +46,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         labels: Some(labels),
         cache_dir: args.cache_dir.clone(),
     };
-    let stage = match load_vision(&def, &choice)? {
-        Some(v) => {
-            match v.labels_cache {
-                CacheStatus::Hit => eprintln!("label embeddings: cache hit ({n} labels)"),
-                CacheStatus::Built => eprintln!(
-                    "label embeddings: computed {n} labels x {} prompts (cached for next run)",
-                    TEMPLATES.len()
-                ),
-            }
-            Some(v.stage.without_embedding())
+    let stages = load_vision_stages(&def, &choice)?;
+    show_notices(&stages.notices);
+    let stage = stages.vision.map(|v| {
+        match v.labels_cache {
+            CacheStatus::Hit => eprintln!("label embeddings: cache hit ({n} labels)"),
+            CacheStatus::Built => eprintln!(
+                "label embeddings: computed {n} labels x {} prompts (cached for next run)",
+                TEMPLATES.len()
+            ),
         }
-        None => {
-            eprintln!(
-                "percept: {} (showing image facts only)",
-                missing_clip_line()
-            );
-            None
-        }
-    };
-    // The ImageNet classifier is in the default model set; without it, CLIP alone tags.
-    let classifier = match load_classifier(&def) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            eprintln!("percept: ImageNet labels unavailable: {e}");
-            None
-        }
-    };
-    let ocr = match load_ocr() {
-        Ok(o) => Some(o),
-        Err(e) => {
-            eprintln!("percept: {e}");
-            None
-        }
-    };
+        v.stage.without_embedding()
+    });
     let opts = ImageOptions {
         gps_coordinates: args.gps,
         ..ImageOptions::default()
     };
-    let worker = VisionWorker::new(stage, classifier, opts.clone()).with_ocr(ocr);
+    let worker = VisionWorker::new(stage, stages.classifier, opts.clone()).with_ocr(stages.ocr);
     let mut failed = 0;
     for image in decode_each(&args.images, &opts, &mut failed) {
         let ctx = worker

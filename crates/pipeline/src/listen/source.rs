@@ -3,13 +3,11 @@
 
 use super::{NoticeFn, SourceThread};
 use crate::def::PipelineDef;
-use crate::error::Result;
-use crate::load::LabelChoice;
-use crate::load::{
-    add_labels, add_text, facts_only, load_classifier, load_ocr, load_vision, missing_clip_line,
-};
+use crate::error::{PipelineError, Result};
+use crate::load::{load_vision_stages, LabelChoice};
 use crate::prompt::describe_image;
-use percept_core::{Untrusted, VisionContext};
+use crate::service::VisionWorker;
+use percept_core::Untrusted;
 use percept_listen::Notice;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -82,24 +80,12 @@ pub fn describe_image_file(
     path: &std::path::Path,
 ) -> Result<(Untrusted, Vec<String>)> {
     let img = percept_media::image::decode_image_file(path, &Default::default())?;
-    let mut notices = Vec::new();
-    let mut ctx: VisionContext = match load_vision(def, &LabelChoice::default())? {
-        Some(v) => v.stage.without_embedding().describe(&img)?,
-        None => {
-            notices.push(format!(
-                "{} (the image is described by its file facts only)",
-                missing_clip_line()
-            ));
-            facts_only(&img)
-        }
-    };
-    match load_classifier(def) {
-        Ok(c) => add_labels(&c, &img, &mut ctx)?,
-        Err(e) => notices.push(format!("ImageNet labels unavailable: {e}")),
-    }
-    match load_ocr() {
-        Ok(o) => add_text(&o, &img, &mut ctx),
-        Err(e) => notices.push(e.to_string()),
-    }
-    Ok((describe_image(&ctx), notices))
+    let stages = load_vision_stages(def, &LabelChoice::default())?;
+    let stage = stages.vision.map(|v| v.stage.without_embedding());
+    let worker =
+        VisionWorker::new(stage, stages.classifier, Default::default()).with_ocr(stages.ocr);
+    let ctx = worker
+        .see(&img)
+        .map_err(|e| PipelineError::invalid(format!("{}: {e}", path.display())))?;
+    Ok((describe_image(&ctx), stages.notices))
 }
