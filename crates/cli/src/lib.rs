@@ -43,6 +43,8 @@ enum Command {
     Devices(cmd::devices::Args),
     /// Process a folder of media into a JSONL report.
     Batch(cmd::batch::Args),
+    /// `batch` across machines: a Redis queue, workers, status and collection.
+    Fleet(cmd::fleet::Args),
     /// OpenAI-compatible HTTP API and web page.
     Serve(cmd::serve::Args),
     /// List, fetch, verify and locate models.
@@ -76,6 +78,7 @@ pub fn main() -> ExitCode {
         Command::Listen(a) => cmd::listen::run(a),
         Command::Devices(a) => cmd::devices::run(a),
         Command::Batch(a) => cmd::batch::run(a),
+        Command::Fleet(a) => cmd::fleet::run(a),
         Command::Serve(a) => cmd::serve::run(a),
         Command::Models(a) => cmd::models::run(a),
         Command::Bench(a) => cmd::bench::run(a),

@@ -13,6 +13,7 @@ pub mod common;
 pub mod demo;
 pub mod devices;
 pub mod embed;
+pub mod fleet;
 pub mod listen;
 pub mod models;
 pub mod search;

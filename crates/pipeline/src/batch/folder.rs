@@ -125,7 +125,7 @@ pub fn run_folder(
             sequential: false,
             capacity: run.queue.unwrap_or(def.runtime.channel_capacity),
         };
-        let mut write = |line: &str| journal.append(line);
+        let mut write = |_: &walk::Entry, line: &str| journal.append(line);
         process(
             models,
             &work,

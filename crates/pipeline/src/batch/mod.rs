@@ -79,7 +79,7 @@ pub fn partition(entries: Vec<Entry>) -> (Vec<Entry>, Vec<Entry>) {
     })
 }
 
-/// Runs the stages over `work`, calling `write` with each finished file's status and line.
+/// Runs the stages over `work`, calling `write` with each finished file's entry and line.
 #[allow(clippy::too_many_arguments)]
 pub fn process(
     models: &models::Models,
@@ -89,7 +89,7 @@ pub fn process(
     stop_on_error: bool,
     progress: &dyn Observer,
     tally: &mut Tally,
-    write: &mut dyn FnMut(&str) -> crate::Result<()>,
+    write: &mut dyn FnMut(&Entry, &str) -> crate::Result<()>,
 ) -> crate::Result<percept_core::PipelineReport> {
     let counts = Arc::new(StageCounts::default());
     let c2 = counts.clone();
@@ -97,7 +97,7 @@ pub fn process(
         let entry = &work[id];
         let outcome = result.map_err(|(e, t)| (e.to_string(), t));
         let (status, line) = record_line(entry, &outcome);
-        write(&line)?;
+        write(entry, &line)?;
         match &outcome {
             Ok(_) => tally.ok += 1,
             Err(_) => {

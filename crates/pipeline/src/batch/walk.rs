@@ -115,7 +115,9 @@ fn failed(path: &Path, error: String) -> Entry {
     }
 }
 
-fn inspect(path: &Path) -> Entry {
+/// One file as the walk records it: size, mtime and sniffed kind, or the error that makes it
+/// an error record (a fleet worker inspects each file it takes again, as it finds it).
+pub fn inspect(path: &Path) -> Entry {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) => return failed(path, format!("cannot read metadata: {e}")),

@@ -134,7 +134,7 @@ fn run_mode(
         false,
         &Quiet,
         &mut tally,
-        &mut |_| Ok(()),
+        &mut |_, _| Ok(()),
     )?;
     let wall = t0.elapsed().as_secs_f64().max(1e-9);
     let cpu = cpu0.zip(cpu_time_s()).map(|(a, b)| b - a);
