@@ -156,3 +156,29 @@ pub enum FleetError {
 }
 
 pub type Result<T> = std::result::Result<T, FleetError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_round_trip_and_bad_numbers_name_their_flag() {
+        let s = Settings::from_secs(Some("what?".to_string()), 3, 1.5, 600.0).unwrap();
+        let fields: HashMap<String, String> = s
+            .to_fields()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        let run = Run::new("redis://127.0.0.1:1", "t");
+        assert_eq!(Settings::from_fields(&run, &fields).unwrap(), s);
+        let e = Settings::from_secs(None, 3, -1.0, 1.0)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--claim-idle-s -1"), "{e}");
+        let e = Settings::from_secs(None, 0, 1.0, 1.0)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--max-attempts"), "{e}");
+        assert_eq!(run.key("files"), "percept:t:files");
+    }
+}

@@ -273,6 +273,8 @@ impl Worker<'_> {
             };
             p.cmd("SREM").arg(&queued).arg(&t.member).ignore();
             p.cmd("XACK").arg(&files).arg(GROUP).arg(&t.id).ignore();
+            // Done entries leave the stream, so Redis holds only what is queued or in flight.
+            p.cmd("XDEL").arg(&files).arg(&t.id).ignore();
             p.query::<()>(c)
         })
     }
@@ -483,4 +485,39 @@ fn as_walked(t: &Taken, line: &str) -> String {
         v["error"] = e.replace(open.as_ref(), &t.path).into();
     }
     v.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn taken(key: &str) -> Taken {
+        Taken {
+            id: "1-0".to_string(),
+            path: "media/a.wav".to_string(),
+            open: "/srv/shared/media/a.wav".into(),
+            key: key.to_string(),
+            member: String::new(),
+        }
+    }
+
+    #[test]
+    fn records_name_the_walked_path_not_the_opened_one() {
+        let line = r#"{"path":"media/a.wav","status":"error","error":"decode: /srv/shared/media/a.wav: cut","results":{"transcript":{"source":"/srv/shared/media/a.wav","text":"hi"}}}"#;
+        let v: serde_json::Value =
+            serde_json::from_str(&as_walked(&taken("media/a.wav"), line)).unwrap();
+        assert_eq!(v["error"], "decode: media/a.wav: cut");
+        assert_eq!(v["results"]["transcript"]["source"], "media/a.wav");
+        assert!(v.get("path_b64").is_none());
+        let ok = r#"{"path":"media/a.png","status":"ok","error":null,"results":{"labels":[]}}"#;
+        assert_eq!(
+            as_walked(&taken("media/a.png"), ok),
+            ok,
+            "untouched: nothing to rename"
+        );
+        let b64 = as_walked(&taken("b64:eP8="), ok);
+        let v: serde_json::Value = serde_json::from_str(&b64).unwrap();
+        assert_eq!(v["path_b64"], "eP8=");
+        assert!(v["results"].get("transcript").is_none(), "no key added");
+    }
 }
