@@ -379,7 +379,8 @@ fn a_spoken_question_is_the_users_turn_and_a_clip_beside_typing_is_data() {
 }
 
 /// Without CLIP, the ImageNet classifier (in the default model set) still says what each
-/// bundled photo shows, and the quality pipeline's answer builds on it (SmolLM2 135M, the
+/// bundled photo shows, the face detector says when a person is in it (ImageNet has no
+/// class for one), and the quality pipeline's answer builds on them (SmolLM2 135M, the
 /// default LLM, often ignores the labels). The photos are copied under a neutral name so the
 /// file name cannot give the answer away.
 #[test]
@@ -394,6 +395,10 @@ fn the_classifier_names_the_subject_of_bundled_photos() {
         (
             "assets/images/rocket.jpg",
             &["missile", "rocket", "projectile"][..],
+        ),
+        (
+            "assets/images/astronaut.png",
+            &["person", "woman", "astronaut", "people", "human"][..],
         ),
     ];
     for (i, (image, words)) in cases.into_iter().enumerate() {
@@ -414,10 +419,21 @@ fn the_classifier_names_the_subject_of_bundled_photos() {
             "What is in this picture?",
         ]));
         let labels = v["images"][0]["labels"].as_array().expect("labels");
-        let names: Vec<String> = labels
+        let mut names: Vec<String> = labels
             .iter()
             .map(|l| l["label"].as_str().unwrap_or("").to_lowercase())
             .collect();
+        names.extend(
+            v["images"][0]["facts"]["extra"]["people"]
+                .as_str()
+                .map(str::to_string),
+        );
+        // Only the astronaut shows a face.
+        assert_eq!(
+            image.contains("astronaut"),
+            v["images"][0]["facts"]["extra"]["people"].is_string(),
+            "{image}: {v}"
+        );
         assert!(
             names.iter().any(|n| words.iter().any(|w| n.contains(w))),
             "{image}: {names:?}"

@@ -17,6 +17,7 @@ pub use error::{ItemError, StageError};
 pub use messages::{
     describe_image, describe_text, AnswerEvent, AudioClip, DecodedImage, FinishReason, ImageFacts,
     Prompt, Segment, Tag, Transcript, Turn, TurnRole, Untrusted, VisionContext, NO_SUBJECT_FACT,
+    PEOPLE_FACT,
 };
 pub use metrics::StageMetrics;
 pub use runner::{Envelope, Input, ItemId, Pipeline, PipelineReport, SendError};

@@ -154,6 +154,10 @@ pub fn describe_text(ocr: &str) -> String {
 /// says which.
 pub const NO_SUBJECT_FACT: &str = "no_subject";
 
+/// The fact set when a face detector found people in an image; its value says who
+/// ("a person (1 human face)").
+pub const PEOPLE_FACT: &str = "people";
+
 /// [`VisionContext::describe`] for facts and tags held apart (as `batch` records them).
 pub fn describe_image(facts: &ImageFacts, tags: &[Tag], labels: &[Tag]) -> String {
     let f = facts;
@@ -161,7 +165,7 @@ pub fn describe_image(facts: &ImageFacts, tags: &[Tag], labels: &[Tag]) -> Strin
     let shown = f
         .extra
         .iter()
-        .filter(|(k, _)| k.as_str() != NO_SUBJECT_FACT);
+        .filter(|(k, _)| k.as_str() != NO_SUBJECT_FACT && k.as_str() != PEOPLE_FACT);
     lines.extend(shown.map(|(k, v)| format!("{k}: {v}")));
     if let Some(what) = f.extra.get(NO_SUBJECT_FACT) {
         // Classifiers name their likeliest class even for noise ("kite"); passing that on
@@ -182,16 +186,24 @@ pub fn describe_image(facts: &ImageFacts, tags: &[Tag], labels: &[Tag]) -> Strin
             tags.join(", ")
         ));
     }
-    if !labels.is_empty() {
+    let who = f.extra.get(PEOPLE_FACT);
+    if !labels.is_empty() || who.is_some() {
         let labels: Vec<String> = labels
             .iter()
             .map(|t| format!("{} ({:.0}%)", t.label, t.score * 100.0))
             .collect();
-        lines.push(format!(
-            "what the image shows, by an ImageNet classifier (1000 everyday object classes; \
-             the likeliest first, and it can be wrong): {}",
-            labels.join(", ")
-        ));
+        let classes = "an ImageNet classifier (1000 everyday object classes; the likeliest \
+                       first, and it can be wrong)";
+        lines.push(match who {
+            // The classes have none for a person: they name what the person wears or holds,
+            // so the person leads.
+            Some(who) => format!(
+                "what the image shows: {who}; on or around them, by {classes} with no \
+                 class for people: {}",
+                labels.join(", ")
+            ),
+            None => format!("what the image shows, by {classes}: {}", labels.join(", ")),
+        });
     }
     lines.join("\n")
 }
@@ -252,10 +264,45 @@ pub enum AnswerEvent {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn a_person_leads_the_labels_that_cannot_name_them() {
+        let mut facts = ImageFacts {
+            width: 2,
+            height: 2,
+            format: "png".into(),
+            ..ImageFacts::default()
+        };
+        let helmet = [Tag {
+            label: "football helmet".into(),
+            score: 0.16,
+        }];
+        let plain = describe_image(&facts, &[], &helmet);
+        assert!(
+            plain.ends_with("it can be wrong): football helmet (16%)"),
+            "{plain}"
+        );
+        facts
+            .extra
+            .insert(PEOPLE_FACT.into(), "a person (1 human face)".into());
+        let text = describe_image(&facts, &[], &helmet);
+        let last = text.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("what the image shows: a person (1 human face); "),
+            "{text}"
+        );
+        assert!(
+            last.ends_with("no class for people: football helmet (16%)"),
+            "{text}"
+        );
+        assert!(!text.contains("people: a person"), "listed once: {text}");
+    }
+
     #[test]
     fn timestamps_format_for_srt_and_vtt() {
-        assert_eq!(super::stamp(3725.5, ','), "01:02:05,500");
-        assert_eq!(super::stamp(0.02, '.'), "00:00:00.020");
+        assert_eq!(stamp(3725.5, ','), "01:02:05,500");
+        assert_eq!(stamp(0.02, '.'), "00:00:00.020");
     }
 
     #[test]

@@ -47,6 +47,10 @@ pub type Classifier = percept_classify::Classifier;
 /// OCR (the system's Tesseract): runs on every image beside the classifier when installed.
 pub type Ocr = percept_ocr::Ocr;
 
+/// The frontal-face detector (OpenCV's cascade from Debian's opencv-data): runs on every
+/// image when installed, because the classifier has no class for a person.
+pub type Faces = std::sync::Arc<percept_faces::Cascade>;
+
 /// What [`load_stages`] loaded, plus lines a front end should show the person (a missing
 /// CLIP model, a template warning).
 #[derive(Default)]
@@ -57,6 +61,8 @@ pub struct Stages {
     pub classifier: Option<Classifier>,
     /// Started with the vision stage when Tesseract is installed.
     pub ocr: Option<Ocr>,
+    /// Loaded with the vision stage when OpenCV's face cascade is installed.
+    pub faces: Option<Faces>,
     pub llm: Option<Llm>,
     pub notices: Vec<String>,
 }
@@ -109,6 +115,10 @@ pub fn load_vision_stages(def: &PipelineDef, labels: &LabelChoice) -> Result<Sta
     }
     match load_ocr() {
         Ok(o) => stages.ocr = Some(o),
+        Err(e) => stages.notices.push(e.to_string()),
+    }
+    match percept_faces::load() {
+        Ok(f) => stages.faces = Some(std::sync::Arc::new(f)),
         Err(e) => stages.notices.push(e.to_string()),
     }
     Ok(stages)
@@ -213,6 +223,17 @@ pub fn add_labels(
 /// Tesseract, when installed; the error is the one line that says OCR is off and why.
 pub fn load_ocr() -> std::result::Result<Ocr, percept_ocr::OcrError> {
     Ocr::new()
+}
+
+/// Adds the `people` fact when `faces` finds any in `image`.
+pub fn add_faces(faces: &Faces, image: &DecodedImage, ctx: &mut VisionContext) {
+    let gray = percept_faces::to_gray(image);
+    let found = percept_faces::detect(faces, &gray, &percept_faces::Params::default());
+    if let Some(line) = percept_faces::describe_faces(found.len()) {
+        ctx.facts
+            .extra
+            .insert(percept_core::PEOPLE_FACT.into(), line);
+    }
 }
 
 /// Adds the text OCR reads in `image` (none when there is none). OCR never fails an image:

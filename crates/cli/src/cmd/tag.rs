@@ -62,7 +62,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         gps_coordinates: args.gps,
         ..ImageOptions::default()
     };
-    let worker = VisionWorker::new(stage, stages.classifier, opts.clone()).with_ocr(stages.ocr);
+    let worker = VisionWorker::new(stage, stages.classifier, opts.clone())
+        .with_ocr(stages.ocr)
+        .with_faces(stages.faces);
     let mut failed = 0;
     for image in decode_each(&args.images, &opts, &mut failed) {
         let ctx = worker

@@ -23,6 +23,8 @@ pub struct Models {
     pub classifier: Option<Shared<crate::load::Classifier>>,
     /// OCR, on every image when Tesseract is installed (each read is its own process).
     pub ocr: Option<crate::load::Ocr>,
+    /// Faces, on every image when OpenCV's cascade is installed.
+    pub faces: Option<crate::load::Faces>,
     pub llm: Option<Shared<Engine>>,
     pub gen: GenParams,
     pub system: Option<String>,
@@ -51,6 +53,7 @@ pub fn load(
             .map(|v| Arc::new(Mutex::new(v.stage.without_embedding()))),
         classifier: stages.classifier.map(|c| Arc::new(Mutex::new(c))),
         ocr: stages.ocr,
+        faces: stages.faces,
         llm: stages.llm.map(|l| Arc::new(Mutex::new(l.engine))),
         gen: def.gen_params(),
         system: def.system.clone(),

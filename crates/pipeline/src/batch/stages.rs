@@ -297,11 +297,18 @@ fn vision(models: &Models, counts: Arc<StageCounts>) -> Stage<(Work, DecodedImag
     let clip = models.vision.clone();
     let classifier = models.classifier.clone();
     let ocr = models.ocr.clone();
+    let faces = models.faces.clone();
     FnStage::new(
         "vision",
         Box::new(move |(mut w, img): (Work, DecodedImage)| {
             let ctx = timed(&mut w.timings, "vision", || {
-                see(clip.as_ref(), classifier.as_ref(), ocr.as_ref(), &img)
+                see(
+                    clip.as_ref(),
+                    classifier.as_ref(),
+                    ocr.as_ref(),
+                    faces.as_ref(),
+                    &img,
+                )
             });
             counts.vision.fetch_add(1, Ordering::Relaxed);
             let (mut w, ctx) = counts.settle(w, ctx.map_err(StageError::new))?;
@@ -322,6 +329,7 @@ fn video(models: &Models, counts: Arc<StageCounts>) -> Stage<Job, Work> {
     let clip = models.vision.clone();
     let classifier = models.classifier.clone();
     let ocr = models.ocr.clone();
+    let faces = models.faces.clone();
     let limits = models.video_limits;
     FnStage::new(
         "video",
@@ -350,7 +358,13 @@ fn video(models: &Models, counts: Arc<StageCounts>) -> Stage<Job, Work> {
             let mut contexts = Vec::new();
             for f in &v.frames {
                 let ctx = timed(&mut w.timings, "vision", || {
-                    see(clip.as_ref(), classifier.as_ref(), ocr.as_ref(), &f.image)
+                    see(
+                        clip.as_ref(),
+                        classifier.as_ref(),
+                        ocr.as_ref(),
+                        faces.as_ref(),
+                        &f.image,
+                    )
                 });
                 let (w2, ctx) = counts.settle(w, ctx.map_err(StageError::new))?;
                 w = w2;
@@ -370,11 +384,13 @@ fn video(models: &Models, counts: Arc<StageCounts>) -> Stage<Job, Work> {
     )
 }
 
-/// CLIP's tags, the classifier's labels and OCR's text for one picture (each when loaded).
+/// CLIP's tags, the classifier's labels, OCR's text and the faces for one picture (each
+/// when loaded).
 fn see(
     clip: Option<&Arc<Mutex<percept_clip::VisionStage>>>,
     classifier: Option<&Arc<Mutex<crate::load::Classifier>>>,
     ocr: Option<&crate::load::Ocr>,
+    faces: Option<&crate::load::Faces>,
     img: &DecodedImage,
 ) -> Result<percept_core::VisionContext, String> {
     let mut ctx = match clip {
@@ -386,6 +402,9 @@ fn see(
     }
     if let Some(o) = ocr {
         crate::load::add_text(o, img, &mut ctx);
+    }
+    if let Some(f) = faces {
+        crate::load::add_faces(f, img, &mut ctx);
     }
     Ok(ctx)
 }

@@ -82,8 +82,9 @@ pub fn describe_image_file(
     let img = percept_media::image::decode_image_file(path, &Default::default())?;
     let stages = load_vision_stages(def, &LabelChoice::default())?;
     let stage = stages.vision.map(|v| v.stage.without_embedding());
-    let worker =
-        VisionWorker::new(stage, stages.classifier, Default::default()).with_ocr(stages.ocr);
+    let worker = VisionWorker::new(stage, stages.classifier, Default::default())
+        .with_ocr(stages.ocr)
+        .with_faces(stages.faces);
     let ctx = worker
         .see(&img)
         .map_err(|e| PipelineError::invalid(format!("{}: {e}", path.display())))?;

@@ -125,6 +125,7 @@ impl Service {
             vision,
             classifier,
             ocr,
+            faces,
             llm,
             notices: _,
         } = stages;
@@ -161,7 +162,8 @@ impl Service {
         loaded.clip = vision.as_ref().map(|v| v.id.clone());
         let worker =
             VisionWorker::new(vision.map(|v| v.stage), classifier, ImageOptions::default())
-                .with_ocr(ocr);
+                .with_ocr(ocr)
+                .with_faces(faces);
         let vision = stage(&mut pipeline, "vision", observer.clone(), move |w| {
             worker.run(w)
         });

@@ -4,7 +4,7 @@
 
 use super::error::JobError;
 use super::media::{decode_image, Media};
-use crate::load::{add_labels, add_text, facts_only, Classifier, Ocr};
+use crate::load::{add_faces, add_labels, add_text, facts_only, Classifier, Faces, Ocr};
 use crate::probe::{self, ImageProbe};
 use percept_clip::VisionStage;
 use percept_core::{DecodedImage, VisionContext};
@@ -39,6 +39,7 @@ pub struct VisionWorker {
     stage: Option<VisionStage>,
     classifier: Option<Classifier>,
     ocr: Option<Ocr>,
+    faces: Option<Faces>,
     opts: ImageOptions,
 }
 
@@ -52,6 +53,7 @@ impl VisionWorker {
             stage,
             classifier,
             ocr: None,
+            faces: None,
             opts,
         }
     }
@@ -59,6 +61,13 @@ impl VisionWorker {
     /// Reads the text in every image with `ocr` (when Tesseract is installed).
     pub fn with_ocr(mut self, ocr: Option<Ocr>) -> Self {
         self.ocr = ocr;
+        self
+    }
+
+    /// Looks for human faces in every image with `faces` (when OpenCV's cascade is
+    /// installed).
+    pub fn with_faces(mut self, faces: Option<Faces>) -> Self {
+        self.faces = faces;
         self
     }
 
@@ -118,6 +127,9 @@ impl VisionWorker {
         }
         if let Some(o) = &self.ocr {
             add_text(o, img, &mut ctx);
+        }
+        if let Some(f) = &self.faces {
+            add_faces(f, img, &mut ctx);
         }
         Ok(ctx)
     }

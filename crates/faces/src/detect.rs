@@ -1,0 +1,321 @@
+//! The sliding-window search, as OpenCV's `detectMultiScale` runs it: the picture is scaled
+//! down by 1.1 at each step of a pyramid, a cascade-sized window slides over each level
+//! (every 2 pixels while the scale is under 2, then every pixel), a window whose pixels
+//! pass every stage is a hit, and hits that overlap are grouped; a group needs more than
+//! `min_neighbors` hits to count.
+
+use crate::cascade::{Cascade, HaarRect};
+use percept_core::DecodedImage;
+use serde::Serialize;
+
+/// 8-bit luminance, row-major.
+#[derive(Debug, Clone)]
+pub struct Gray {
+    pub width: usize,
+    pub height: usize,
+    pub pixels: Vec<u8>,
+}
+
+/// A face's box in the picture's pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Face {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Search settings; the defaults are OpenCV's, with `min_neighbors` raised from 3 to 5 so
+/// that a stray texture is not reported as a person.
+#[derive(Debug, Clone, Copy)]
+pub struct Params {
+    pub scale_factor: f64,
+    pub min_neighbors: usize,
+    /// Pictures are first scaled so that their longer side is at most this (the search
+    /// cost grows with the area; faces under `cascade width x side / max_side` are missed).
+    pub max_side: usize,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            scale_factor: 1.1,
+            min_neighbors: 5,
+            max_side: 1024,
+        }
+    }
+}
+
+/// ITU-R BT.601 luma, as OpenCV's RGB-to-gray conversion computes it (14-bit fixed point).
+pub fn to_gray(img: &DecodedImage) -> Gray {
+    let pixels = img
+        .rgb
+        .chunks_exact(3)
+        .map(|p| {
+            let v = 4899 * u32::from(p[0]) + 9617 * u32::from(p[1]) + 1868 * u32::from(p[2]);
+            ((v + (1 << 13)) >> 14).min(255) as u8
+        })
+        .collect();
+    Gray {
+        width: img.width as usize,
+        height: img.height as usize,
+        pixels,
+    }
+}
+
+/// Bilinear resize with pixel centres aligned (OpenCV's `INTER_LINEAR`).
+fn resize(src: &Gray, width: usize, height: usize) -> Gray {
+    let (sx, sy) = (
+        src.width as f64 / width as f64,
+        src.height as f64 / height as f64,
+    );
+    let axis = |i: usize, scale: f64, len: usize| {
+        let f = ((i as f64 + 0.5) * scale - 0.5).max(0.0);
+        let i0 = (f.floor() as usize).min(len - 1);
+        let i1 = (i0 + 1).min(len - 1);
+        (i0, i1, (f - i0 as f64).min(1.0))
+    };
+    let cols: Vec<_> = (0..width).map(|x| axis(x, sx, src.width)).collect();
+    let mut pixels = Vec::with_capacity(width * height);
+    for y in 0..height {
+        let (y0, y1, fy) = axis(y, sy, src.height);
+        let (r0, r1) = (
+            &src.pixels[y0 * src.width..][..src.width],
+            &src.pixels[y1 * src.width..][..src.width],
+        );
+        for &(x0, x1, fx) in &cols {
+            let top = f64::from(r0[x0]) * (1.0 - fx) + f64::from(r0[x1]) * fx;
+            let bottom = f64::from(r1[x0]) * (1.0 - fx) + f64::from(r1[x1]) * fx;
+            pixels.push((top * (1.0 - fy) + bottom * fy).round() as u8);
+        }
+    }
+    Gray {
+        width,
+        height,
+        pixels,
+    }
+}
+
+/// Sums and sums of squares over every rectangle from the origin, with a zero first row and
+/// column: any rectangle's sum is four lookups.
+struct Integral {
+    stride: usize,
+    sum: Vec<i64>,
+    sq: Vec<f64>,
+}
+
+impl Integral {
+    fn new(g: &Gray) -> Self {
+        let stride = g.width + 1;
+        let mut sum = vec![0i64; stride * (g.height + 1)];
+        let mut sq = vec![0f64; stride * (g.height + 1)];
+        for y in 0..g.height {
+            let (mut row, mut row_sq) = (0i64, 0f64);
+            for x in 0..g.width {
+                let v = i64::from(g.pixels[y * g.width + x]);
+                row += v;
+                row_sq += (v * v) as f64;
+                let at = (y + 1) * stride + x + 1;
+                sum[at] = sum[at - stride] + row;
+                sq[at] = sq[at - stride] + row_sq;
+            }
+        }
+        Integral { stride, sum, sq }
+    }
+
+    fn rect(&self, x: usize, y: usize, w: usize, h: usize) -> i64 {
+        let (a, b) = (y * self.stride + x, (y + h) * self.stride + x);
+        self.sum[b + w] - self.sum[b] - self.sum[a + w] + self.sum[a]
+    }
+
+    fn rect_sq(&self, x: usize, y: usize, w: usize, h: usize) -> f64 {
+        let (a, b) = (y * self.stride + x, (y + h) * self.stride + x);
+        self.sq[b + w] - self.sq[b] - self.sq[a + w] + self.sq[a]
+    }
+}
+
+/// Whether the window at (`x`, `y`) passes every stage.
+fn passes(c: &Cascade, ii: &Integral, x: usize, y: usize) -> bool {
+    // The variance over the window less a 1-pixel border normalises every feature, so
+    // lighting and contrast do not matter.
+    let (w, h) = (c.width as usize - 2, c.height as usize - 2);
+    let area = (w * h) as f64;
+    let s = ii.rect(x + 1, y + 1, w, h) as f64;
+    let nf = area * ii.rect_sq(x + 1, y + 1, w, h) - s * s;
+    let norm = if nf > 0.0 { 1.0 / nf.sqrt() } else { 1.0 };
+    let value = |rects: &[HaarRect]| -> f64 {
+        let raw: f64 = rects
+            .iter()
+            .map(|r| {
+                let sum = ii.rect(
+                    x + r.x as usize,
+                    y + r.y as usize,
+                    r.width as usize,
+                    r.height as usize,
+                );
+                f64::from(r.weight) * sum as f64
+            })
+            .sum();
+        raw * norm
+    };
+    c.stages.iter().all(|stage| {
+        let total: f64 = stage
+            .trees
+            .iter()
+            .map(|t| {
+                let mut idx = 0i32;
+                loop {
+                    let node = &t.nodes[idx as usize];
+                    idx = if value(&c.features[node.feature]) < f64::from(node.threshold) {
+                        node.left
+                    } else {
+                        node.right
+                    };
+                    if idx <= 0 {
+                        break f64::from(t.leaves[(-idx) as usize]);
+                    }
+                }
+            })
+            .sum();
+        total >= f64::from(stage.threshold)
+    })
+}
+
+/// Every face `cascade` finds in `gray`, grouped, in the picture's own pixels.
+pub fn detect(cascade: &Cascade, gray: &Gray, params: &Params) -> Vec<Face> {
+    let (cw, ch) = (cascade.width as usize, cascade.height as usize);
+    if gray.width < cw || gray.height < ch || gray.pixels.len() != gray.width * gray.height {
+        return Vec::new();
+    }
+    let longer = gray.width.max(gray.height);
+    let (base, shrink) = if longer > params.max_side {
+        let s = longer as f64 / params.max_side as f64;
+        let (w, h) = (
+            (gray.width as f64 / s).round() as usize,
+            (gray.height as f64 / s).round() as usize,
+        );
+        (resize(gray, w.max(cw), h.max(ch)), s)
+    } else {
+        (gray.clone(), 1.0)
+    };
+    let mut hits = Vec::new();
+    let mut factor = 1.0f64;
+    loop {
+        let (w, h) = (
+            (base.width as f64 / factor).round() as usize,
+            (base.height as f64 / factor).round() as usize,
+        );
+        if w < cw || h < ch {
+            break;
+        }
+        let level = if factor == 1.0 {
+            base.clone()
+        } else {
+            resize(&base, w, h)
+        };
+        let ii = Integral::new(&level);
+        let step = if factor > 2.0 { 1 } else { 2 };
+        let win = (
+            (cw as f64 * factor).round() as u32,
+            (ch as f64 * factor).round() as u32,
+        );
+        for y in (0..=h - ch).step_by(step) {
+            for x in (0..=w - cw).step_by(step) {
+                if passes(cascade, &ii, x, y) {
+                    hits.push(Face {
+                        x: (x as f64 * factor).round() as u32,
+                        y: (y as f64 * factor).round() as u32,
+                        width: win.0,
+                        height: win.1,
+                    });
+                }
+            }
+        }
+        factor *= params.scale_factor.max(1.01);
+    }
+    group(&hits, params.min_neighbors, 0.2)
+        .into_iter()
+        .map(|f| Face {
+            x: (f64::from(f.x) * shrink).round() as u32,
+            y: (f64::from(f.y) * shrink).round() as u32,
+            width: (f64::from(f.width) * shrink).round() as u32,
+            height: (f64::from(f.height) * shrink).round() as u32,
+        })
+        .collect()
+}
+
+/// OpenCV's `groupRectangles`: hits whose edges all lie within `eps` of the smaller size
+/// are one group (transitively); a group of more than `min_neighbors` hits becomes their
+/// average box, unless it lies inside a stronger group's box.
+pub fn group(hits: &[Face], min_neighbors: usize, eps: f64) -> Vec<Face> {
+    let similar = |a: &Face, b: &Face| {
+        let delta = eps * f64::from(a.width.min(b.width) + a.height.min(b.height)) * 0.5;
+        let near = |p: u32, q: u32| (f64::from(p) - f64::from(q)).abs() <= delta;
+        near(a.x, b.x)
+            && near(a.y, b.y)
+            && near(a.x + a.width, b.x + b.width)
+            && near(a.y + a.height, b.y + b.height)
+    };
+    let mut parent: Vec<usize> = (0..hits.len()).collect();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    for i in 0..hits.len() {
+        for j in i + 1..hits.len() {
+            if similar(&hits[i], &hits[j]) {
+                let (a, b) = (root(&mut parent, i), root(&mut parent, j));
+                parent[a] = b;
+            }
+        }
+    }
+    let mut sums: std::collections::BTreeMap<usize, ([u64; 4], usize)> = Default::default();
+    for (i, h) in hits.iter().enumerate() {
+        let e = sums.entry(root(&mut parent, i)).or_default();
+        for (s, v) in e.0.iter_mut().zip([h.x, h.y, h.width, h.height]) {
+            *s += u64::from(v);
+        }
+        e.1 += 1;
+    }
+    let groups: Vec<(Face, usize)> = sums
+        .into_values()
+        .map(|(s, n)| {
+            let avg = |v: u64| (v as f64 / n as f64) as u32;
+            let f = Face {
+                x: avg(s[0]),
+                y: avg(s[1]),
+                width: avg(s[2]),
+                height: avg(s[3]),
+            };
+            (f, n)
+        })
+        .filter(|&(_, n)| n > min_neighbors)
+        .collect();
+    groups
+        .iter()
+        .filter(|(a, na)| {
+            !groups.iter().any(|(b, nb)| {
+                let (dx, dy) = (
+                    (f64::from(b.width) * eps) as i64,
+                    (f64::from(b.height) * eps) as i64,
+                );
+                let (ax, ay, bx, by) = (
+                    i64::from(a.x),
+                    i64::from(a.y),
+                    i64::from(b.x),
+                    i64::from(b.y),
+                );
+                a != b
+                    && ax >= bx - dx
+                    && ay >= by - dy
+                    && ax + i64::from(a.width) <= bx + i64::from(b.width) + dx
+                    && ay + i64::from(a.height) <= by + i64::from(b.height) + dy
+                    && (*nb > (*na).max(3) || *na < 3)
+            })
+        })
+        .map(|&(f, _)| f)
+        .collect()
+}
