@@ -1,4 +1,4 @@
-//! A worker: takes a few files at a time (its own unacknowledged entries first, then entries
+//! A worker: takes one file at a time (its own unacknowledged entries first, then entries
 //! other workers left idle past `claim_idle`, then new ones), runs them through the batch
 //! stages on a thread of their own, and records each as it finishes (record, leave `queued`,
 //! ack: one MULTI/EXEC). While files are in flight it renews their claim (XCLAIM JUSTID), so
@@ -27,18 +27,21 @@ const BLOCK_MS: usize = 1000;
 pub struct WorkerOptions {
     /// The consumer name, unique per worker (default: host and process id).
     pub name: String,
-    /// Files taken at once; more than one lets a file's speech and another's vision overlap.
+    /// Files taken at once. More than one lets a file's speech and another's vision overlap,
+    /// but a file that hangs the worker then takes the others down with it: they count an
+    /// attempt each and can be dead-lettered beside it. [`WorkerOptions::new`] takes one.
     pub prefetch: usize,
     /// Keep waiting for files when the queue is empty, instead of exiting.
     pub follow: bool,
 }
 
 impl WorkerOptions {
-    /// `name` (default: [`Self::default_name`]), two files at a time.
+    /// `name` (default: [`Self::default_name`]), one file at a time, so a dead-lettered file
+    /// is always the one that stopped its workers; workers scale by their number.
     pub fn new(name: Option<String>, follow: bool) -> WorkerOptions {
         WorkerOptions {
             name: name.unwrap_or_else(Self::default_name),
-            prefetch: 2,
+            prefetch: 1,
             follow,
         }
     }
