@@ -31,8 +31,9 @@ pub struct Face {
 pub struct Params {
     pub scale_factor: f64,
     pub min_neighbors: usize,
-    /// Pictures are first scaled so that their longer side is at most this (the search
-    /// cost grows with the area; faces under `cascade width x side / max_side` are missed).
+    /// Pictures are first scaled so that their longer side is at most this, and at most
+    /// 2048 (the search cost grows with the area; faces under `cascade width x side /
+    /// max_side` are missed).
     pub max_side: usize,
 }
 
@@ -41,7 +42,7 @@ impl Default for Params {
         Params {
             scale_factor: 1.1,
             min_neighbors: 5,
-            max_side: 1024,
+            max_side: 800,
         }
     }
 }
@@ -97,24 +98,25 @@ fn resize(src: &Gray, width: usize, height: usize) -> Gray {
 }
 
 /// Sums and sums of squares over every rectangle from the origin, with a zero first row and
-/// column: any rectangle's sum is four lookups.
+/// column: any rectangle's sum is four lookups. Pictures are at most `max_side` square, so
+/// an `i32` holds any sum (255 x 2^20 < 2^31).
 struct Integral {
     stride: usize,
-    sum: Vec<i64>,
+    sum: Vec<i32>,
     sq: Vec<f64>,
 }
 
 impl Integral {
     fn new(g: &Gray) -> Self {
         let stride = g.width + 1;
-        let mut sum = vec![0i64; stride * (g.height + 1)];
+        let mut sum = vec![0i32; stride * (g.height + 1)];
         let mut sq = vec![0f64; stride * (g.height + 1)];
         for y in 0..g.height {
-            let (mut row, mut row_sq) = (0i64, 0f64);
+            let (mut row, mut row_sq) = (0i32, 0f64);
             for x in 0..g.width {
-                let v = i64::from(g.pixels[y * g.width + x]);
+                let v = i32::from(g.pixels[y * g.width + x]);
                 row += v;
-                row_sq += (v * v) as f64;
+                row_sq += f64::from(v * v);
                 let at = (y + 1) * stride + x + 1;
                 sum[at] = sum[at - stride] + row;
                 sq[at] = sq[at - stride] + row_sq;
@@ -123,50 +125,87 @@ impl Integral {
         Integral { stride, sum, sq }
     }
 
-    fn rect(&self, x: usize, y: usize, w: usize, h: usize) -> i64 {
+    /// The four corner offsets of a rectangle, from a window's top-left corner.
+    fn corners(&self, x: usize, y: usize, w: usize, h: usize) -> [usize; 4] {
         let (a, b) = (y * self.stride + x, (y + h) * self.stride + x);
-        self.sum[b + w] - self.sum[b] - self.sum[a + w] + self.sum[a]
+        [a, a + w, b, b + w]
     }
 
-    fn rect_sq(&self, x: usize, y: usize, w: usize, h: usize) -> f64 {
-        let (a, b) = (y * self.stride + x, (y + h) * self.stride + x);
-        self.sq[b + w] - self.sq[b] - self.sq[a + w] + self.sq[a]
+    fn sum_at(&self, base: usize, c: &[usize; 4]) -> i32 {
+        self.sum[base + c[3]] - self.sum[base + c[2]] - self.sum[base + c[1]]
+            + self.sum[base + c[0]]
+    }
+
+    fn sq_at(&self, base: usize, c: &[usize; 4]) -> f64 {
+        self.sq[base + c[3]] - self.sq[base + c[2]] - self.sq[base + c[1]] + self.sq[base + c[0]]
     }
 }
 
-/// Whether the window at (`x`, `y`) passes every stage.
-fn passes(c: &Cascade, ii: &Integral, x: usize, y: usize) -> bool {
-    // The variance over the window less a 1-pixel border normalises every feature, so
-    // lighting and contrast do not matter.
-    let (w, h) = (c.width as usize - 2, c.height as usize - 2);
-    let area = (w * h) as f64;
-    let s = ii.rect(x + 1, y + 1, w, h) as f64;
-    let nf = area * ii.rect_sq(x + 1, y + 1, w, h) - s * s;
-    let norm = if nf > 0.0 { 1.0 / nf.sqrt() } else { 1.0 };
-    let value = |rects: &[HaarRect]| -> f64 {
-        let raw: f64 = rects
-            .iter()
-            .map(|r| {
-                let sum = ii.rect(
-                    x + r.x as usize,
-                    y + r.y as usize,
+/// One pyramid level with every feature's rectangles turned into corner offsets for its
+/// integral image (as OpenCV precomputes them per scale), so a window costs lookups only.
+struct Level<'a> {
+    cascade: &'a Cascade,
+    ii: Integral,
+    /// Corners and weight of each rectangle, all features one after the other.
+    rects: Vec<([usize; 4], f64)>,
+    /// Where each feature's rectangles start in `rects` (one more entry than features).
+    first: Vec<usize>,
+    norm_rect: [usize; 4],
+    norm_area: f64,
+}
+
+impl<'a> Level<'a> {
+    fn new(cascade: &'a Cascade, gray: &Gray) -> Self {
+        let ii = Integral::new(gray);
+        let mut rects = Vec::new();
+        let mut first = Vec::with_capacity(cascade.features.len() + 1);
+        for f in &cascade.features {
+            first.push(rects.len());
+            rects.extend(f.iter().map(|r: &HaarRect| {
+                let c = ii.corners(
+                    r.x as usize,
+                    r.y as usize,
                     r.width as usize,
                     r.height as usize,
                 );
-                f64::from(r.weight) * sum as f64
-            })
-            .sum();
-        raw * norm
-    };
-    c.stages.iter().all(|stage| {
-        let total: f64 = stage
-            .trees
-            .iter()
-            .map(|t| {
+                (c, f64::from(r.weight))
+            }));
+        }
+        first.push(rects.len());
+        // The variance over the window less a 1-pixel border normalises every feature, so
+        // lighting and contrast do not matter.
+        let (w, h) = (cascade.width as usize - 2, cascade.height as usize - 2);
+        let norm_rect = ii.corners(1, 1, w, h);
+        Level {
+            cascade,
+            ii,
+            rects,
+            first,
+            norm_rect,
+            norm_area: (w * h) as f64,
+        }
+    }
+
+    /// Whether the window at (`x`, `y`) passes every stage.
+    fn passes(&self, x: usize, y: usize) -> bool {
+        let base = y * self.ii.stride + x;
+        let s = f64::from(self.ii.sum_at(base, &self.norm_rect));
+        let nf = self.norm_area * self.ii.sq_at(base, &self.norm_rect) - s * s;
+        let norm = if nf > 0.0 { 1.0 / nf.sqrt() } else { 1.0 };
+        let value = |f: usize| -> f64 {
+            let raw: f64 = self.rects[self.first[f]..self.first[f + 1]]
+                .iter()
+                .map(|(c, weight)| weight * f64::from(self.ii.sum_at(base, c)))
+                .sum();
+            raw * norm
+        };
+        self.cascade.stages.iter().all(|stage| {
+            let mut total = 0.0f64;
+            for t in &stage.trees {
                 let mut idx = 0i32;
-                loop {
+                total += loop {
                     let node = &t.nodes[idx as usize];
-                    idx = if value(&c.features[node.feature]) < f64::from(node.threshold) {
+                    idx = if value(node.feature) < f64::from(node.threshold) {
                         node.left
                     } else {
                         node.right
@@ -174,11 +213,11 @@ fn passes(c: &Cascade, ii: &Integral, x: usize, y: usize) -> bool {
                     if idx <= 0 {
                         break f64::from(t.leaves[(-idx) as usize]);
                     }
-                }
-            })
-            .sum();
-        total >= f64::from(stage.threshold)
-    })
+                };
+            }
+            total >= f64::from(stage.threshold)
+        })
+    }
 }
 
 /// Every face `cascade` finds in `gray`, grouped, in the picture's own pixels.
@@ -188,8 +227,10 @@ pub fn detect(cascade: &Cascade, gray: &Gray, params: &Params) -> Vec<Face> {
         return Vec::new();
     }
     let longer = gray.width.max(gray.height);
-    let (base, shrink) = if longer > params.max_side {
-        let s = longer as f64 / params.max_side as f64;
+    // An i32 integral image holds sums up to 2048 x 2048 pixels.
+    let max_side = params.max_side.clamp(cw.max(ch), 2048);
+    let (base, shrink) = if longer > max_side {
+        let s = longer as f64 / max_side as f64;
         let (w, h) = (
             (gray.width as f64 / s).round() as usize,
             (gray.height as f64 / s).round() as usize,
@@ -213,7 +254,7 @@ pub fn detect(cascade: &Cascade, gray: &Gray, params: &Params) -> Vec<Face> {
         } else {
             resize(&base, w, h)
         };
-        let ii = Integral::new(&level);
+        let level = Level::new(cascade, &level);
         let step = if factor > 2.0 { 1 } else { 2 };
         let win = (
             (cw as f64 * factor).round() as u32,
@@ -221,7 +262,7 @@ pub fn detect(cascade: &Cascade, gray: &Gray, params: &Params) -> Vec<Face> {
         );
         for y in (0..=h - ch).step_by(step) {
             for x in (0..=w - cw).step_by(step) {
-                if passes(cascade, &ii, x, y) {
+                if level.passes(x, y) {
                     hits.push(Face {
                         x: (x as f64 * factor).round() as u32,
                         y: (y as f64 * factor).round() as u32,
