@@ -126,6 +126,17 @@ pub fn work(
         }
         w.run_files(taken)?;
     }
+    // Every entry it took is acknowledged: leave the group, so `--status` lists live workers
+    // (and dead ones, with their idle time, until they are restarted under the same name).
+    let (files, name) = (run.key("files"), opts.name.clone());
+    w.link.call(|c| {
+        redis::cmd("XGROUP")
+            .arg("DELCONSUMER")
+            .arg(&files)
+            .arg(GROUP)
+            .arg(&name)
+            .query::<()>(c)
+    })?;
     w.summary.outages = w.link.outages;
     Ok(w.summary)
 }
