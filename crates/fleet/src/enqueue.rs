@@ -33,6 +33,22 @@ pub struct EnqueueOptions {
     pub settings: Settings,
 }
 
+impl EnqueueOptions {
+    pub fn new(
+        dir: PathBuf,
+        exclude: Vec<String>,
+        retry_errors: bool,
+        settings: Settings,
+    ) -> EnqueueOptions {
+        EnqueueOptions {
+            dir,
+            exclude,
+            retry_errors,
+            settings,
+        }
+    }
+}
+
 /// What an enqueue did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Enqueued {

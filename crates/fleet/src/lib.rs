@@ -31,6 +31,10 @@ pub use worker::{work, WorkSummary, WorkerOptions};
 use std::collections::HashMap;
 use std::time::Duration;
 
+/// How long the one-shot commands (enqueue, status, collect) wait for Redis before failing;
+/// workers wait for ever.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
 /// The consumer group every worker of a run reads through.
 pub(crate) const GROUP: &str = "workers";
 

@@ -1,9 +1,8 @@
 //! `percept fleet`: `percept batch` across machines on one Redis (logic in percept-fleet).
 
 use super::common::{resolve, DeviceArg, LlmArgs, PipelineArgs};
-use percept_fleet::{EnqueueOptions, Run, Settings, WorkerOptions};
+use percept_fleet::{EnqueueOptions, Run, Settings, WorkerOptions, PATIENCE};
 use std::path::PathBuf;
-use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
 #[group(id = "mode", required = true, multiple = false, args = ["enqueue", "work", "status", "collect"])]
@@ -63,27 +62,20 @@ pub struct Args {
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     let run = Run::new(a.redis, a.run);
-    let patience = Duration::from_secs(30);
     if let Some(dir) = a.enqueue {
         let settings =
             Settings::from_secs(a.question, a.max_attempts, a.claim_idle_s, a.file_timeout_s)?;
-        let (exclude, retry_errors) = (a.exclude, a.retry_errors);
-        let opts = EnqueueOptions {
-            dir,
-            exclude,
-            retry_errors,
-            settings,
-        };
-        eprintln!("{}", percept_fleet::enqueue(&run, &opts, patience)?);
+        let opts = EnqueueOptions::new(dir, a.exclude, a.retry_errors, settings);
+        eprintln!("{}", percept_fleet::enqueue(&run, &opts, PATIENCE)?);
     } else if a.work {
         let def = resolve(&a.pipeline, a.device.device.as_deref(), Some(&a.llm))?;
         let opts = WorkerOptions::new(a.name, a.follow);
         let s = percept_fleet::work(&run, &def, &opts, &|l| eprintln!("{}: {l}", opts.name))?;
         eprintln!("{}: {s}", opts.name);
     } else if a.status {
-        print!("{}", percept_fleet::status(&run, patience)?.render(a.json));
+        print!("{}", percept_fleet::status(&run, PATIENCE)?.render(a.json));
     } else if let Some(out) = a.collect {
-        eprintln!("{}", percept_fleet::collect(&run, &out, patience)?);
+        eprintln!("{}", percept_fleet::collect(&run, &out, PATIENCE)?);
     }
     Ok(())
 }
