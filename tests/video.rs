@@ -80,15 +80,35 @@ const MKV: &[&str] = &[
     "libopus",
 ];
 
-/// The speech as a WAV and the two videos made from it.
-fn videos(dir: &Path) -> (PathBuf, Vec<PathBuf>) {
-    let wav = dir.join("speech.wav");
-    speak(SPEECH, &wav);
-    let mp4 = dir.join("scenes.mp4");
-    scenes(&wav, &mp4, MP4);
-    let mkv = dir.join("scenes.mkv");
-    scenes(&wav, &mkv, MKV);
-    (wav, vec![mp4, mkv])
+/// The speech as a WAV, the MP4 and the MKV made from it, and an AVI: made once per run of
+/// this file (VP9 and H.264 encoding is most of its time) and only read by its tests, each
+/// of which works in a folder of its own.
+struct Fixtures {
+    wav: PathBuf,
+    videos: Vec<PathBuf>,
+    avi: PathBuf,
+}
+
+fn fixtures() -> &'static Fixtures {
+    static MADE: std::sync::OnceLock<Fixtures> = std::sync::OnceLock::new();
+    MADE.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("video-fixtures");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("fixture dir");
+        let wav = dir.join("speech.wav");
+        speak(SPEECH, &wav);
+        let mp4 = dir.join("scenes.mp4");
+        scenes(&wav, &mp4, MP4);
+        let mkv = dir.join("scenes.mkv");
+        scenes(&wav, &mkv, MKV);
+        let avi = dir.join("scenes.avi");
+        scenes(&wav, &avi, AVI);
+        Fixtures {
+            wav,
+            videos: vec![mp4, mkv],
+            avi,
+        }
+    })
 }
 
 fn labels(frame: &Value) -> String {
@@ -107,7 +127,7 @@ fn labels(frame: &Value) -> String {
 fn ask_about_a_video_hears_its_speech_and_sees_both_scenes_with_their_times() {
     require_models();
     let tmp = tempfile::tempdir().expect("tmp");
-    let (wav, files) = videos(tmp.path());
+    let (wav, files) = (&fixtures().wav, &fixtures().videos);
     let out = percept_in(
         tmp.path(),
         &[
@@ -116,7 +136,7 @@ fn ask_about_a_video_hears_its_speech_and_sees_both_scenes_with_their_times() {
             WHISPER,
             "--out-dir",
             s(tmp.path()),
-            s(&wav),
+            s(wav),
         ],
     );
     stdout_ok(&out);
@@ -124,7 +144,7 @@ fn ask_about_a_video_hears_its_speech_and_sees_both_scenes_with_their_times() {
     let wav_wer = wer(SPEECH, &heard);
     eprintln!("wav: WER {wav_wer:.1}%");
     assert!(wav_wer < 20.0, "the WAV itself transcribes badly: {heard}");
-    for file in &files {
+    for file in files {
         let out = percept_in(
             tmp.path(),
             &[
@@ -189,13 +209,13 @@ fn ask_about_a_video_hears_its_speech_and_sees_both_scenes_with_their_times() {
 fn batch_records_each_video_once_with_frames_and_the_truncated_one_as_a_clear_error() {
     require_models();
     let tmp = tempfile::tempdir().expect("tmp");
-    let (wav, files) = videos(tmp.path());
+    let (wav, files) = (&fixtures().wav, &fixtures().videos);
     let media = tmp.path().join("media");
     std::fs::create_dir(&media).expect("mkdir");
-    for f in &files {
+    for f in files {
         std::fs::copy(f, media.join(f.file_name().expect("name"))).expect("copy");
     }
-    std::fs::copy(&wav, media.join("speech.wav")).expect("copy");
+    std::fs::copy(wav, media.join("speech.wav")).expect("copy");
     let bytes = std::fs::read(&files[0]).expect("mp4");
     std::fs::write(media.join("cut.mp4"), &bytes[..bytes.len() / 2]).expect("write");
     let out = percept_in(
@@ -269,11 +289,8 @@ const AVI: &[&str] = &["-c:v", "mpeg4", "-c:a", "libmp3lame"];
 
 #[test]
 fn the_server_transcribes_the_audio_track_of_a_video_upload() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let (wav, mut files) = videos(tmp.path());
-    let avi = tmp.path().join("scenes.avi");
-    scenes(&wav, &avi, AVI);
-    files.push(avi);
+    let mut files = fixtures().videos.clone();
+    files.push(fixtures().avi.clone());
     let server = support::Server::start(&[]);
     let client = reqwest::blocking::Client::builder()
         .timeout(std::time::Duration::from_secs(300))
@@ -337,11 +354,8 @@ fn the_server_transcribes_the_audio_track_of_a_video_upload() {
 fn transcribe_and_listen_hear_an_avi_and_max_video_s_caps_ask() {
     require_models();
     let tmp = tempfile::tempdir().expect("tmp");
-    let wav = tmp.path().join("speech.wav");
-    speak(SPEECH, &wav);
-    let avi = tmp.path().join("scenes.avi");
-    scenes(&wav, &avi, AVI);
-    let out = percept_in(tmp.path(), &["transcribe", "--model", WHISPER, s(&avi)]);
+    let avi = &fixtures().avi;
+    let out = percept_in(tmp.path(), &["transcribe", "--model", WHISPER, s(avi)]);
     let heard = stdout_ok(&out);
     let w = wer(SPEECH, &heard);
     eprintln!("transcribe, avi: WER {w:.1}%");
@@ -352,7 +366,7 @@ fn transcribe_and_listen_hear_an_avi_and_max_video_s_caps_ask() {
         &[
             "listen",
             "--input",
-            s(&avi),
+            s(avi),
             "--fast",
             "--json",
             "--max-tokens",
@@ -376,7 +390,7 @@ fn transcribe_and_listen_hear_an_avi_and_max_video_s_caps_ask() {
         &[
             "ask",
             "--video",
-            s(&avi),
+            s(avi),
             "--max-video-s",
             "3",
             "--max-tokens",
