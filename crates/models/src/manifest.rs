@@ -61,8 +61,18 @@ pub struct FileSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
 pub enum Part {
-    Wheel { wheel: String, path: String },
-    Hub { hub: String, path: String },
+    Wheel {
+        wheel: String,
+        path: String,
+    },
+    /// A file of a Hugging Face repository, at a pinned commit when `revision` is given
+    /// (a commit fixes every file's content; a branch follows whatever is pushed).
+    Hub {
+        hub: String,
+        path: String,
+        #[serde(default)]
+        revision: Option<String>,
+    },
 }
 
 impl Manifest {
@@ -118,7 +128,17 @@ mod tests {
         let base = m.get("whisper-base").expect("base");
         assert_eq!(base.wheels().len(), 2);
         let clip = m.get("clip-vit-base-patch32").expect("clip");
-        assert!(matches!(clip.files[0].parts[0], Part::Hub { .. }));
+        for f in &clip.files {
+            let Part::Hub { revision, .. } = &f.parts[0] else {
+                panic!("{} is not a hub file", f.name);
+            };
+            let rev = revision.as_deref().unwrap_or_default();
+            assert!(
+                rev.len() == 40 && rev.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{}: pinned to a commit, not {rev:?}",
+                f.name
+            );
+        }
         assert!(m.get("qwen2.5-coder-0.5b-instruct").is_some());
         let lite0 = m.get("efficientnet-lite0").expect("classifier");
         assert_eq!(
