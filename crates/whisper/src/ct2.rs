@@ -58,11 +58,19 @@ fn to_tensor(v: &RawVar, name: &str, path: &str, dev: &Device) -> Result<Tensor,
     };
     // Checked: a shape whose product wraps (to 0, say) would match a short buffer and give
     // a tensor claiming more elements than it holds (a crafted input to the `ct2` fuzz target).
+    // The product of the non-zero dimensions must fit too: candle computes strides from the
+    // last dimension, and [0, 2^40, 2^40] has no elements but strides that overflow.
+    let too_many = || bad(format!("shape {:?} has too many elements", v.shape));
+    v.shape
+        .iter()
+        .filter(|&&d| d != 0)
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(too_many)?;
     let n = v
         .shape
         .iter()
         .try_fold(1usize, |n, &d| n.checked_mul(d))
-        .ok_or_else(|| bad(format!("shape {:?} has too many elements", v.shape)))?;
+        .ok_or_else(too_many)?;
     let (dtype, width) = match v.dtype {
         0 => (DType::F32, 4),
         1 => (DType::U8, 1),
@@ -343,6 +351,10 @@ mod tests {
     #[test]
     fn a_shape_whose_element_count_overflows_is_refused() {
         let e = load_err(&model_bin(&[1 << 21, 1 << 21, 1 << 22], &[]));
+        assert!(e.contains("too many elements"), "{e}");
+        // No elements, but strides from the last dimension overflow (candle panicked in a
+        // build with overflow checks: the ct2 fuzz target's 26 findings).
+        let e = load_err(&model_bin(&[0, u32::MAX, u32::MAX, u32::MAX], &[]));
         assert!(e.contains("too many elements"), "{e}");
         // 2^30 f32 elements are 2^32 bytes, which a u32 byte count cannot hold either.
         let e = load_err(&model_bin(&[1 << 30], &[0; 4]));
