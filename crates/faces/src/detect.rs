@@ -360,3 +360,92 @@ pub fn group(hits: &[Face], min_neighbors: usize, eps: f64) -> Vec<Face> {
         .map(|&(f, _)| f)
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cascade::{Node, Stage, Tree};
+
+    /// A one-stump cascade that accepts a window whose top half is darker than its bottom.
+    fn tiny() -> Cascade {
+        let rect = |y, weight| HaarRect {
+            x: 0,
+            y,
+            width: 4,
+            height: 2,
+            weight,
+        };
+        Cascade {
+            width: 4,
+            height: 4,
+            features: vec![vec![rect(0, -1.0), rect(2, 1.0)]],
+            stages: vec![Stage {
+                threshold: 0.5,
+                trees: vec![Tree {
+                    nodes: vec![Node {
+                        left: 0,
+                        right: -1,
+                        feature: 0,
+                        threshold: 0.1,
+                    }],
+                    leaves: vec![-1.0, 1.0],
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn any_size_and_content_is_searched_without_panicking() {
+        let c = tiny();
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        for (w, h) in [
+            (1, 1),
+            (3, 9),
+            (4, 4),
+            (5, 4),
+            (4, 5),
+            (37, 11),
+            (64, 64),
+            (2100, 9),
+        ] {
+            let pixels = (0..w * h)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed as u8
+                })
+                .collect();
+            let g = Gray {
+                width: w,
+                height: h,
+                pixels,
+            };
+            for f in detect(&c, &g, &Params::default()) {
+                assert!(f.x + f.width <= w as u32 + 1 && f.y + f.height <= h as u32 + 1);
+            }
+        }
+        let wrong = Gray {
+            width: 10,
+            height: 10,
+            pixels: vec![0; 7],
+        };
+        assert!(detect(&c, &wrong, &Params::default()).is_empty());
+    }
+
+    #[test]
+    fn overlapping_hits_become_one_box_and_lone_hits_none() {
+        let at = |x, y| Face {
+            x,
+            y,
+            width: 40,
+            height: 40,
+        };
+        let cluster: Vec<Face> = (0..6).map(|i| at(100 + i, 50 + i)).collect();
+        let mut hits = cluster.clone();
+        hits.push(at(400, 400));
+        let groups = group(&hits, 5, 0.2);
+        assert_eq!(groups, [at(102, 52)]);
+        assert!(group(&cluster[..5], 5, 0.2).is_empty());
+    }
+}
