@@ -518,3 +518,38 @@ fn noise_and_a_flat_colour_are_answered_honestly() {
         }
     }
 }
+
+/// Issue 12: "Describe this image." gets no repetition loop from either pipeline (greedy
+/// SmolLM2 said one sentence three times over, up to its token limit): no sentence twice.
+#[test]
+fn describing_a_photo_repeats_no_sentence() {
+    for pipeline in ["default", "quality"] {
+        let out = percept(&[
+            "ask",
+            "--pipeline",
+            pipeline,
+            "--image",
+            "assets/images/chelsea.png",
+            "--max-tokens",
+            "120",
+            "Describe this image.",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let answer = String::from_utf8_lossy(&out.stdout).to_lowercase();
+        let sentences: Vec<String> = answer
+            .split(['.', '!', '?', '\n'])
+            .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|s| s.split(' ').count() >= 4)
+            .collect();
+        for (i, s) in sentences.iter().enumerate() {
+            assert!(
+                !sentences[..i].contains(s),
+                "{pipeline}: {s:?} twice in {answer}"
+            );
+        }
+    }
+}

@@ -24,6 +24,9 @@ pub struct GenParams {
     pub max_tokens: usize,
     /// Text that ends the answer (not included in it).
     pub stop: Vec<String>,
+    /// No run of this many tokens appears twice in the answer (0 = off): the token that
+    /// would complete a repeat is never chosen, as Hugging Face's `no_repeat_ngram_size`.
+    pub no_repeat_ngram: usize,
 }
 
 impl Default for GenParams {
@@ -32,6 +35,7 @@ impl Default for GenParams {
             sampling: SamplingParams::default(),
             max_tokens: 512,
             stop: Vec::new(),
+            no_repeat_ngram: 0,
         }
     }
 }
@@ -156,6 +160,7 @@ impl Engine {
                 finish = FinishReason::Cancelled;
                 break;
             }
+            ban_repeats(&out, params.no_repeat_ngram, &mut logits);
             let tok = sampler.sample(&mut logits, &recent);
             produced += 1;
             if self.tokenizer.eot_ids.contains(&tok) {
@@ -206,5 +211,40 @@ impl Engine {
             prefill_time,
             decode_time: t1.elapsed(),
         })
+    }
+}
+
+/// Rules out every token that would complete an `n`-gram already in `out`. A small model
+/// decoding greedily otherwise repeats a sentence until its token limit ("It is a cat that
+/// is a member of the Felidae family." three times over, describing a cat photo).
+fn ban_repeats(out: &[u32], n: usize, logits: &mut [f32]) {
+    if n < 2 || out.len() < n {
+        return;
+    }
+    let prefix = &out[out.len() - (n - 1)..];
+    for start in 0..=out.len() - n {
+        if &out[start..start + n - 1] == prefix {
+            if let Some(l) = logits.get_mut(out[start + n - 1] as usize) {
+                *l = f32::NEG_INFINITY;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod ngram_tests {
+    #[test]
+    fn the_token_that_would_repeat_an_ngram_is_ruled_out() {
+        let mut logits = vec![0.0f32; 8];
+        // "1 2 3 4" then "1 2 3": a 4th token 4 would repeat the 4-gram.
+        super::ban_repeats(&[1, 2, 3, 4, 5, 1, 2, 3], 4, &mut logits);
+        assert_eq!(logits[4], f32::NEG_INFINITY);
+        assert!(logits.iter().enumerate().all(|(i, &l)| i == 4 || l == 0.0));
+        // Off, too short, or no earlier match: nothing changes.
+        let mut logits = vec![0.0f32; 8];
+        super::ban_repeats(&[1, 2, 3, 4, 5, 1, 2, 3], 0, &mut logits);
+        super::ban_repeats(&[1, 2], 4, &mut logits);
+        super::ban_repeats(&[1, 2, 3, 4, 5, 6, 7], 4, &mut logits);
+        assert!(logits.iter().all(|&l| l == 0.0));
     }
 }

@@ -92,6 +92,8 @@ pub struct Sampling {
     pub repeat_last_n: Option<usize>,
     pub seed: Option<u64>,
     pub max_tokens: Option<usize>,
+    /// No run of this many tokens twice in an answer (0 = off, the default).
+    pub no_repeat_ngram: Option<usize>,
 }
 
 /// Whisper decoding.
@@ -245,6 +247,7 @@ impl PipelineDef {
         opt(&mut s.min_p, f.min_p);
         opt(&mut s.repeat_penalty, f.repeat_penalty);
         opt(&mut s.repeat_last_n, f.repeat_last_n);
+        opt(&mut s.no_repeat_ngram, f.no_repeat_ngram);
         opt(&mut s.seed, f.seed);
         opt(&mut s.max_tokens, f.max_tokens);
         opt(&mut self.vision.tags, o.tags);
@@ -270,6 +273,7 @@ impl PipelineDef {
             },
             max_tokens: s.max_tokens.unwrap_or(d.max_tokens),
             stop: Vec::new(),
+            no_repeat_ngram: s.no_repeat_ngram.unwrap_or(d.no_repeat_ngram),
         }
     }
 

@@ -86,6 +86,7 @@ impl LlmArgs {
                 min_p: self.min_p,
                 repeat_penalty: self.repeat_penalty,
                 repeat_last_n: None,
+                no_repeat_ngram: None,
                 seed: self.seed,
                 max_tokens: self.max_tokens,
             },
