@@ -24,7 +24,12 @@ pub fn scratch_dir() -> &'static Path {
 /// returns its path.
 pub fn scratch_file(name: &str, data: &[u8]) -> PathBuf {
     let path = scratch_dir().join(name);
-    std::fs::write(&path, data).expect("write the fuzz input");
+    if std::fs::write(&path, data).is_err() {
+        // Something removed the directory under us (a second `scripts/fuzz` cleaning up
+        // once did, and the failed write was recorded as a crash): make it again.
+        std::fs::create_dir_all(scratch_dir()).expect("create the fuzz scratch directory");
+        std::fs::write(&path, data).expect("write the fuzz input");
+    }
     path
 }
 
