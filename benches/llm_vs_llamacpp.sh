@@ -4,9 +4,10 @@
 #
 # llama-bench comes from the llama.cpp sources that the llama-cpp-python 0.3.36 sdist vendors,
 # built once into target/llamacpp (cmake and a C++ compiler needed; ~15 min on 2 cores).
-# GGML_NATIVE=ON builds for this CPU, with AMX off (with AMX flags present, a native build dies
-# with an illegal instruction under this kind of VM); elsewhere set LLAMA_CMAKE_ARGS (e.g.
-# "-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON").
+# GGML_NATIVE=ON builds for this CPU; on a CPU that lists AMX (a KVM Xeon here), a native
+# build dies with an illegal instruction even with ggml's AMX options off (-march=native
+# turns them back on), so there it is built for AVX-512 with VNNI and BF16 named one by one.
+# LLAMA_CMAKE_ARGS overrides both (e.g. "-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON").
 # LLAMA_BENCH=/path/to/llama-bench uses a build you already have.
 # Usage: benches/llm_vs_llamacpp.sh [MODEL_ID] [PROMPT_TOKENS] [GEN_TOKENS]
 set -euo pipefail
@@ -17,6 +18,14 @@ tg=${3:-128}
 gguf=$(find "$(./target/release/percept models path "$model_id")" -name '*.gguf' | head -1)
 build=target/llamacpp
 bench=${LLAMA_BENCH:-$build/build/bin/llama-bench}
+native_args() {
+  if grep -qw amx_tile /proc/cpuinfo; then
+    echo "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON" \
+      "-DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON"
+  else
+    echo "-DGGML_NATIVE=ON"
+  fi
+}
 if [ ! -x "$bench" ]; then
   mkdir -p "$build"
   # The sdist only; its build tools (scikit-build-core, cmake) come as wheels: with
@@ -26,7 +35,7 @@ if [ ! -x "$bench" ]; then
   src="$build/llama_cpp_python-0.3.36/vendor/llama.cpp"
   cmake -S "$src" -B "$build/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF \
-    ${LLAMA_CMAKE_ARGS:--DGGML_NATIVE=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF} >&2
+    ${LLAMA_CMAKE_ARGS:-$(native_args)} >&2
   cmake --build "$build/build" -j"$(nproc)" --target llama-bench >&2
 fi
 export RAYON_NUM_THREADS=2
