@@ -229,15 +229,17 @@ pub fn detect(cascade: &Cascade, gray: &Gray, params: &Params) -> Vec<Face> {
     let longer = gray.width.max(gray.height);
     // An i32 integral image holds sums up to 2048 x 2048 pixels.
     let max_side = params.max_side.clamp(cw.max(ch), 2048);
+    let shrunk;
     let (base, shrink) = if longer > max_side {
         let s = longer as f64 / max_side as f64;
         let (w, h) = (
             (gray.width as f64 / s).round() as usize,
             (gray.height as f64 / s).round() as usize,
         );
-        (resize(gray, w.max(cw), h.max(ch)), s)
+        shrunk = resize(gray, w.max(cw), h.max(ch));
+        (&shrunk, s)
     } else {
-        (gray.clone(), 1.0)
+        (gray, 1.0)
     };
     let mut hits = Vec::new();
     let mut factor = 1.0f64;
@@ -250,11 +252,10 @@ pub fn detect(cascade: &Cascade, gray: &Gray, params: &Params) -> Vec<Face> {
             break;
         }
         let level = if factor == 1.0 {
-            base.clone()
+            Level::new(cascade, base)
         } else {
-            resize(&base, w, h)
+            Level::new(cascade, &resize(base, w, h))
         };
-        let level = Level::new(cascade, &level);
         let step = if factor > 2.0 { 1 } else { 2 };
         let win = (
             (cw as f64 * factor).round() as u32,

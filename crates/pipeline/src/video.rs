@@ -34,16 +34,16 @@ fn not_audio(e: &AudioError) -> bool {
     matches!(e, AudioError::Format { .. } | AudioError::NoTrack { .. })
 }
 
-/// A video's audio track for a file the audio decoders refused with `refused`: that error
-/// again when FFmpeg cannot read it either (or the build has no video), the video's own
-/// limit or missing track otherwise.
-fn audio_track(
+/// A video's audio track (16 kHz mono) for a file the audio decoders refused with
+/// `refused`: that error again when FFmpeg cannot read it either (or the build has no
+/// video), the video's own limit or missing track otherwise.
+pub(crate) fn audio_track(
     path: &Path,
     max_seconds: u32,
     refused: AudioError,
 ) -> Result<AudioClip, AudioError> {
     let name = path.display().to_string();
-    if !percept_video::VIDEO_ENABLED || !not_audio(&refused) {
+    if !percept_video::VIDEO_ENABLED {
         return Err(refused);
     }
     match percept_video::decode_audio_track(path, max_seconds) {
@@ -68,7 +68,7 @@ pub fn transcribe_file(
     opts: &WhisperOptions,
 ) -> Result<Transcript, WhisperError> {
     match whisper.transcribe_file(path, opts) {
-        Err(WhisperError::Audio(e)) => {
+        Err(WhisperError::Audio(e)) if not_audio(&e) => {
             let clip = audio_track(path, opts.audio_limits.max_seconds, e)?;
             whisper.transcribe_clip(&clip, opts)
         }
@@ -80,7 +80,9 @@ pub fn transcribe_file(
 /// decoders cannot read it, its audio track as a video.
 pub fn open_file_source(path: &Path, max_seconds: u32) -> Result<FileSource, ListenError> {
     match FileSource::open(path) {
-        Err(ListenError::Audio(e)) => Ok(FileSource::from_clip(audio_track(path, max_seconds, e)?)),
+        Err(ListenError::Audio(e)) if not_audio(&e) => {
+            Ok(FileSource::from_clip(audio_track(path, max_seconds, e)?))
+        }
         r => r,
     }
 }

@@ -112,18 +112,11 @@ fn decode_audio_file(
     rate: u32,
     limits: &AudioLimits,
 ) -> Result<AudioClip, String> {
-    let error = match percept_media::decode_file_with(path, rate, limits) {
-        Ok(clip) => return Ok(clip),
-        Err(e) => e.to_string(),
-    };
-    if !percept_video::VIDEO_ENABLED || rate != percept_media::SPEECH_RATE {
-        return Err(error);
-    }
-    match percept_video::decode_audio_track(path, limits.max_seconds) {
-        Ok(Some(clip)) => Ok(clip),
-        Ok(None) => Err(format!("{}: the video has no audio track", path.display())),
-        Err(e @ percept_video::VideoError::TooLong { .. }) => Err(e.to_string()),
-        Err(_) => Err(error),
+    match percept_media::decode_file_with(path, rate, limits) {
+        Ok(clip) => Ok(clip),
+        // A video's audio track comes out at 16 kHz only.
+        Err(e) if rate != percept_media::SPEECH_RATE => Err(e.to_string()),
+        Err(e) => crate::video::audio_track(path, limits.max_seconds, e).map_err(|e| e.to_string()),
     }
 }
 
