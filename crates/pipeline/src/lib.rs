@@ -5,12 +5,14 @@
 //! - [`prompt`]: who said what (the person's words are the user turn, media is data);
 //! - [`service`]: the stages as threads that take jobs (the CLI's `ask` and the server);
 //! - [`ask`], [`listen`], [`batch`]: the three sessions. Front ends (the CLI, the server)
-//!   parse, render and decide nothing here.
+//!   parse, render and decide nothing here;
+//! - [`bench`] and [`demo`]: what `percept bench` measures and the steps `percept demo` runs.
 
 pub mod ask;
 pub mod batch;
 pub mod bench;
 pub mod def;
+pub mod demo;
 pub mod device;
 mod error;
 pub mod listen;
