@@ -1,11 +1,9 @@
-//! `percept bench listen --input FILE`: the live path on a file played in real time; for each
-//! utterance, the time from the end of speech (the endpointer's end point, in stream time) to
-//! the first answer token, split into endpointing, transcription and prefill.
+//! `percept bench listen --input FILE`: the live path on a file played in real time (the
+//! measurement is `percept_pipeline::bench::listen`); prints each turn's latency split.
 
-use super::common::{resolve, LlmArgs, PipelineArgs};
-use super::listen::{notice_on_stderr, stop_on_ctrl_c, VadArgs};
+use super::common::{notice_on_stderr, resolve, stop_on_ctrl_c, LlmArgs, PipelineArgs, VadArgs};
 use percept_listen::Pace;
-use percept_pipeline::listen::{session, Event, Live, Source};
+use percept_pipeline::listen::{Live, Source};
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -28,53 +26,36 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let def = resolve(&args.pipeline, None, Some(&args.llm))?;
-    let (whisper, model) = (def.whisper.clone(), def.llm.clone());
     let live = Live {
         source: Source::File(args.input.clone(), Pace::RealTime),
         vad: args.vad.config(),
         queue: args.queue,
-        def,
+        def: resolve(&args.pipeline, None, Some(&args.llm))?,
         image: None,
         max_turns: None,
         stop: stop_on_ctrl_c()?,
         notice: notice_on_stderr(),
     };
-    let mut quiet = |_: Event| Ok(());
-    let turns = session(&live, &mut quiet)?;
-    if turns.is_empty() {
-        anyhow::bail!("{}: no utterance was answered", args.input.display());
-    }
-    let mut lat: Vec<f64> = turns.iter().filter_map(|t| t.latency_ms).collect();
-    lat.sort_by(f64::total_cmp);
-    let median = lat.get(lat.len() / 2).copied().unwrap_or(f64::NAN);
-    let max = lat.last().copied().unwrap_or(f64::NAN);
-    let threads = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let b = percept_pipeline::bench::listen(&live)?;
     if args.json {
-        let v = serde_json::json!({
-            "input": args.input.display().to_string(),
-            "whisper": whisper,
-            "model": model,
-            "threads": threads,
-            "turns": turns,
-            "latency_ms_median": median,
-            "latency_ms_max": max,
-        });
+        let mut v = serde_json::to_value(&b)?;
+        v["input"] = args.input.display().to_string().into();
         println!("{v}");
         return Ok(());
     }
     println!(
-        "bench listen: {} ({} turns) whisper {} + {} on {threads} threads",
+        "bench listen: {} ({} turns) whisper {} + {} on {} threads",
         args.input.display(),
-        turns.len(),
-        whisper,
-        model
+        b.turns.len(),
+        b.whisper,
+        b.model,
+        b.threads
     );
     println!(
         "utt  end_s   latency_ms  endpoint_ms  transcribe_ms  wait_ms  first_token_ms  transcript"
     );
     let f = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.0}"));
-    for t in &turns {
+    for t in &b.turns {
         println!(
             "{:>3}  {:>6.2}  {:>10}  {:>11}  {:>13.0}  {:>7.0}  {:>14}  {}",
             t.utterance,
@@ -87,6 +68,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             t.transcript
         );
     }
+    let (median, max) = (b.latency_ms_median, b.latency_ms_max);
     println!("end of speech -> first answer token: median {median:.0} ms, max {max:.0} ms (target < 1500 ms)");
     Ok(())
 }

@@ -1,8 +1,14 @@
-//! Argument groups shared by the commands: the pipeline and its stage overrides, and the
-//! LLM's model and sampling. Every flag is optional: one left out keeps the pipeline's value.
+//! Argument groups shared by the commands: the pipeline and its stage overrides, the LLM's
+//! model and sampling (every one optional: one left out keeps the pipeline's value), and the
+//! endpointing of the live path; and the few printing helpers several commands use.
 
+use anyhow::Context;
+use percept_listen::VadConfig;
+use percept_pipeline::listen::NoticeFn;
 use percept_pipeline::{load_def, Overrides, PipelineDef, Sampling};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// `--pipeline`, `--device` and the model choices of the speech and vision stages.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -35,6 +41,52 @@ pub struct DeviceArg {
     /// Run every stage on this device: cpu, cuda:N or metal (default: the pipeline's).
     #[arg(long)]
     pub device: Option<String>,
+}
+
+/// Endpointing thresholds.
+#[derive(Debug, Clone, clap::Args)]
+pub struct VadArgs {
+    /// A frame is speech when this many dB above the adaptive noise floor.
+    #[arg(long, default_value_t = 12.0)]
+    pub vad_threshold_db: f32,
+    /// Frames quieter than this (dBFS) are never speech.
+    #[arg(long, default_value_t = -50.0, allow_hyphen_values = true)]
+    pub vad_min_level_db: f32,
+    /// Silence that ends an utterance.
+    #[arg(long, default_value_t = 500)]
+    pub hangover_ms: u32,
+    /// Voiced audio an utterance needs (shorter bursts are ignored as noise).
+    #[arg(long, default_value_t = 200)]
+    pub min_speech_ms: u32,
+    /// Audio kept before speech starts.
+    #[arg(long, default_value_t = 200)]
+    pub pre_roll_ms: u32,
+    /// Longest utterance; longer speech is cut here.
+    #[arg(long, default_value_t = 28_000)]
+    pub max_utterance_ms: u32,
+    /// How fast the noise floor may rise (dB per second).
+    #[arg(long, default_value_t = 3.0)]
+    pub floor_rise_db: f32,
+    /// Start transcribing after this much silence, before the hangover ends (0 = off); the
+    /// result is kept only if no speech follows.
+    #[arg(long, default_value_t = 150)]
+    pub early_ms: u32,
+}
+
+impl VadArgs {
+    pub fn config(&self) -> VadConfig {
+        VadConfig {
+            threshold_db: self.vad_threshold_db,
+            min_level_db: self.vad_min_level_db,
+            hangover_ms: self.hangover_ms,
+            min_speech_ms: self.min_speech_ms,
+            pre_roll_ms: self.pre_roll_ms,
+            max_utterance_ms: self.max_utterance_ms,
+            floor_rise_db_per_s: self.floor_rise_db,
+            early_ms: self.early_ms,
+            ..VadConfig::default()
+        }
+    }
 }
 
 /// Model and sampling options of the LLM stage.
@@ -134,6 +186,20 @@ pub fn show_notices(notices: &[String]) {
     for n in notices {
         eprintln!("percept: {n}");
     }
+}
+
+/// Prints the notices a session sends while it runs (a dropped utterance, the device in use).
+pub fn notice_on_stderr() -> NoticeFn {
+    Arc::new(|n: &str| eprintln!("percept: {n}"))
+}
+
+/// A flag Ctrl-C sets: the session stops (listening, or the answer being written).
+pub fn stop_on_ctrl_c() -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+        .context("installing the Ctrl-C handler")?;
+    Ok(stop)
 }
 
 /// The default pipeline with only CLIP chosen (`--clip-dir`) and a device: for the commands

@@ -1,60 +1,12 @@
 //! `percept listen`: a spoken conversation through the microphone (or a file played as one).
 //! The session is `percept_pipeline::listen`; this prints its turns.
 
-use super::common::{resolve, show_notices, LlmArgs, PipelineArgs};
-use anyhow::Context;
-use percept_listen::{Pace, VadConfig};
-use percept_pipeline::listen::{describe_image_file, session, Event, Live, NoticeFn, Source};
+use super::common::{notice_on_stderr, resolve, show_notices, stop_on_ctrl_c};
+use super::common::{LlmArgs, PipelineArgs, VadArgs};
+use percept_listen::Pace;
+use percept_pipeline::listen::{describe_image_file, session, Event, Live, Source};
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-
-/// Endpointing thresholds.
-#[derive(Debug, Clone, clap::Args)]
-pub struct VadArgs {
-    /// A frame is speech when this many dB above the adaptive noise floor.
-    #[arg(long, default_value_t = 12.0)]
-    pub vad_threshold_db: f32,
-    /// Frames quieter than this (dBFS) are never speech.
-    #[arg(long, default_value_t = -50.0, allow_hyphen_values = true)]
-    pub vad_min_level_db: f32,
-    /// Silence that ends an utterance.
-    #[arg(long, default_value_t = 500)]
-    pub hangover_ms: u32,
-    /// Voiced audio an utterance needs (shorter bursts are ignored as noise).
-    #[arg(long, default_value_t = 200)]
-    pub min_speech_ms: u32,
-    /// Audio kept before speech starts.
-    #[arg(long, default_value_t = 200)]
-    pub pre_roll_ms: u32,
-    /// Longest utterance; longer speech is cut here.
-    #[arg(long, default_value_t = 28_000)]
-    pub max_utterance_ms: u32,
-    /// How fast the noise floor may rise (dB per second).
-    #[arg(long, default_value_t = 3.0)]
-    pub floor_rise_db: f32,
-    /// Start transcribing after this much silence, before the hangover ends (0 = off); the
-    /// result is kept only if no speech follows.
-    #[arg(long, default_value_t = 150)]
-    pub early_ms: u32,
-}
-
-impl VadArgs {
-    pub fn config(&self) -> VadConfig {
-        VadConfig {
-            threshold_db: self.vad_threshold_db,
-            min_level_db: self.vad_min_level_db,
-            hangover_ms: self.hangover_ms,
-            min_speech_ms: self.min_speech_ms,
-            pre_roll_ms: self.pre_roll_ms,
-            max_utterance_ms: self.max_utterance_ms,
-            floor_rise_db_per_s: self.floor_rise_db,
-            early_ms: self.early_ms,
-            ..VadConfig::default()
-        }
-    }
-}
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -140,17 +92,4 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let turns = session(&live, &mut print)?;
     eprintln!("percept: {} turn(s)", turns.len());
     Ok(())
-}
-
-/// A flag Ctrl-C sets: the session stops listening and the answer being written stops.
-pub(crate) fn stop_on_ctrl_c() -> anyhow::Result<Arc<AtomicBool>> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
-        .context("installing the Ctrl-C handler")?;
-    Ok(stop)
-}
-
-pub(crate) fn notice_on_stderr() -> NoticeFn {
-    Arc::new(|n: &str| eprintln!("percept: {n}"))
 }

@@ -2,9 +2,11 @@
 //! command does and returns its figures; the front end only prints them.
 
 mod folder;
+mod listen;
 mod stages;
 
 pub use folder::{folder, FolderBench, ModeResult, StageBusy};
+pub use listen::{listen, ListenBench};
 pub use stages::{clip, llm, whisper, ClipBench, LlmBench, WhisperBench};
 
 /// Peak resident memory of this process so far (Linux `VmHWM`), in MiB.
