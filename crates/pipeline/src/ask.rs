@@ -11,8 +11,9 @@ use crate::load::Stages;
 use crate::probe;
 use crate::service::{Media, Prepared, Question, Service};
 use crate::video::{label_parts, video_limits, video_media, VideoSeen, VIDEO_AUDIO};
-use percept_core::{AnswerEvent, StageMetrics, Transcript, VisionContext};
+use percept_core::{AnswerEvent, FinishReason, StageMetrics, Transcript, VisionContext};
 use percept_llm::Generation;
+use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -46,8 +47,10 @@ impl AskRequest {
 }
 
 /// What the stages produced, and the answer.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, Serialize)]
 pub struct AskOutcome {
+    /// The LLM's file (set by [`ask`], which loads it).
+    pub model: Option<String>,
     pub transcript: Option<Transcript>,
     pub images: Vec<VisionContext>,
     /// Images that could not be read, each naming its file; the others were still used.
@@ -59,8 +62,46 @@ pub struct AskOutcome {
     pub data_parts: Vec<String>,
     /// The video's transcript and frames with their times (with `video`).
     pub video: Option<VideoSeen>,
+    /// Reported flat, with its times in ms, by [`AskReport`].
+    #[serde(skip)]
     pub generation: Generation,
     pub stages: Vec<StageMetrics>,
+}
+
+/// `percept ask --json`'s object: the question, what the stages saw, and the answer with its
+/// token counts and times.
+#[derive(Debug, Serialize)]
+pub struct AskReport<'a> {
+    pub question: Option<&'a str>,
+    #[serde(flatten)]
+    pub outcome: &'a AskOutcome,
+    pub answer: &'a str,
+    pub finish: FinishReason,
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
+    pub untrusted_tokens: usize,
+    pub control_tokens_in_untrusted: usize,
+    pub prefill_ms: f64,
+    pub decode_ms: f64,
+}
+
+impl AskOutcome {
+    /// The report of this outcome for `question` (the typed words, if any).
+    pub fn report<'a>(&'a self, question: Option<&'a str>) -> AskReport<'a> {
+        let g = &self.generation;
+        AskReport {
+            question,
+            outcome: self,
+            answer: &g.text,
+            finish: g.finish,
+            prompt_tokens: g.prompt_tokens,
+            completion_tokens: g.completion_tokens,
+            untrusted_tokens: g.untrusted_tokens,
+            control_tokens_in_untrusted: g.control_tokens_in_untrusted,
+            prefill_ms: g.prefill_time.as_secs_f64() * 1e3,
+            decode_ms: g.decode_time.as_secs_f64() * 1e3,
+        }
+    }
 }
 
 /// Runs one question through `stages` (loaded for [`AskRequest::need`]) on their own stage
@@ -72,13 +113,17 @@ pub fn ask(
     cancel: Arc<AtomicBool>,
     on_delta: &mut dyn FnMut(&str),
 ) -> Result<AskOutcome> {
+    let model = stages
+        .llm
+        .as_ref()
+        .map(|l| l.engine.path.display().to_string());
     let service = Service::start(stages, def.runtime.channel_capacity, None);
     let outcome = ask_with(&service, def, req, cancel, on_delta);
     let stages = service.finish();
-    outcome.map(|o| AskOutcome { stages, ..o })
+    outcome.map(|o| AskOutcome { model, stages, ..o })
 }
 
-/// [`ask`] on a running [`Service`] (its `stages` field is left empty).
+/// [`ask`] on a running [`Service`] (its `model` and `stages` fields are left empty).
 pub fn ask_with(
     service: &Service,
     def: &PipelineDef,
@@ -165,6 +210,7 @@ pub fn ask_with(
         }
     })?;
     Ok(AskOutcome {
+        model: None,
         transcript: transcripts.into_iter().next(),
         images,
         errors: image_errors.iter().map(|e| e.to_string()).collect(),

@@ -23,7 +23,7 @@ pub mod search;
 pub mod service;
 pub mod video;
 
-pub use ask::{ask, ask_with, AskOutcome, AskRequest};
+pub use ask::{ask, ask_with, AskOutcome, AskReport, AskRequest};
 pub use def::{load as load_def, Overrides, PipelineDef, Sampling, StageKind};
 pub use device::DeviceSpec;
 pub use error::{PipelineError, Result};

@@ -1,13 +1,10 @@
 //! `percept ask`: a question (typed, or spoken with --audio) about images, clips and videos; the
 //! answer streams to stdout. The session itself is `percept_pipeline::ask`.
 
-use super::common::{resolve, show_notices, DeviceArg, LlmArgs, PipelineArgs};
-use anyhow::Context;
+use super::common::{resolve, show_notices, stop_on_ctrl_c, DeviceArg, LlmArgs, PipelineArgs};
 use percept_pipeline::{load_stages, AskRequest};
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -45,12 +42,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     // Ctrl-C, from the start (loading takes seconds): the answer stops (or never starts) and
     // what is done so far prints.
-    let cancel = Arc::new(AtomicBool::new(false));
-    {
-        let cancel = cancel.clone();
-        ctrlc::set_handler(move || cancel.store(true, Ordering::SeqCst))
-            .context("installing the Ctrl-C handler")?;
-    }
+    let cancel = stop_on_ctrl_c()?;
     let def = resolve(
         &args.pipeline,
         args.device.device.as_deref(),
@@ -66,10 +58,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let stages = load_stages(&def, request.need())?;
     show_notices(&stages.notices);
-    let model = stages
-        .llm
-        .as_ref()
-        .map(|l| l.engine.path.display().to_string());
     let json = args.json;
     let mut out = std::io::stdout().lock();
     let mut print = |text: &str| {
@@ -79,32 +67,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let outcome = percept_pipeline::ask(stages, &def, &request, cancel, &mut print)?;
-    for e in &outcome.errors {
-        eprintln!("percept: {e}");
-    }
-    let g = &outcome.generation;
+    show_notices(&outcome.errors);
     if json {
-        let v = serde_json::json!({
-            "model": model,
-            "question": args.question,
-            "transcript": outcome.transcript,
-            "images": outcome.images,
-            "errors": outcome.errors,
-            "probes": outcome.probes,
-            "user_turn": outcome.user_turn,
-            "data_parts": outcome.data_parts,
-            "video": outcome.video,
-            "answer": g.text,
-            "finish": g.finish,
-            "prompt_tokens": g.prompt_tokens,
-            "completion_tokens": g.completion_tokens,
-            "untrusted_tokens": g.untrusted_tokens,
-            "control_tokens_in_untrusted": g.control_tokens_in_untrusted,
-            "prefill_ms": g.prefill_time.as_secs_f64() * 1e3,
-            "decode_ms": g.decode_time.as_secs_f64() * 1e3,
-            "stages": outcome.stages,
-        });
-        writeln!(out, "{v}")?;
+        let report = outcome.report(args.question.as_deref());
+        writeln!(out, "{}", serde_json::to_string(&report)?)?;
     } else {
         writeln!(out)?;
     }
