@@ -10,12 +10,14 @@
 //! - [`softmax_last_dim`]: softmax over rows.
 //! - [`Linear`]: `candle_nn::Linear` with a parallel gemv for a handful of rows.
 //! - [`attend_one`]: attention of one query position over cached keys and values.
+//! - [`quant`]: GGML block-quantised matrix products (AVX2, or scalar), for the LLM.
 
 mod act;
 mod attention;
 mod linear;
 mod math;
 mod parallel;
+pub mod quant;
 mod softmax;
 
 pub use act::{gelu_erf, quick_gelu};

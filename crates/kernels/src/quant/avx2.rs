@@ -1,0 +1,233 @@
+//! AVX2 dot products of a weight row with quantised activations: the weights are widened
+//! to one byte per quant in registers and multiplied with `maddubs` (unsigned by signed
+//! bytes into 16-bit pairs), then `madd` into 32-bit sums, one float multiply per block.
+//!
+//! Every function is `unsafe` for one reason: the CPU must have AVX2, FMA and F16C, which
+//! the caller checks once at startup (`super::dispatch`). Slices are indexed by
+//! `get_unchecked`-free loads whose bounds the caller's shape checks guarantee: a row holds
+//! whole blocks and the activations hold the same number of values.
+
+#![allow(unsafe_op_in_unsafe_fn)]
+
+use super::format::{scale_min_k4, Format};
+use super::q8::{Act256, Act32};
+use std::arch::x86_64::*;
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn load(p: &[u8]) -> __m256i {
+    debug_assert!(p.len() >= 32);
+    _mm256_loadu_si256(p.as_ptr().cast())
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn load_i8(p: &[i8]) -> __m256i {
+    debug_assert!(p.len() >= 32);
+    _mm256_loadu_si256(p.as_ptr().cast())
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f16(b: &[u8], at: usize) -> f32 {
+    let bits = u16::from_le_bytes([b[at], b[at + 1]]);
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_set1_epi16(bits as i16)))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn hsum_f32(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+/// Sixteen nibbles each way: low nibbles in bytes 0..16, high nibbles in bytes 16..32.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn nibbles16(qs: &[u8]) -> __m256i {
+    debug_assert!(qs.len() >= 16);
+    let x = _mm_loadu_si128(qs.as_ptr().cast());
+    let m = _mm_set1_epi8(0x0f);
+    let lo = _mm_and_si128(x, m);
+    let hi = _mm_and_si128(_mm_srli_epi16(x, 4), m);
+    _mm256_set_m128i(hi, lo)
+}
+
+/// Byte `i` is 0xff where bit `i` of `bits` is set.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn bytes_from_bits(bits: u32) -> __m256i {
+    let x = _mm256_set1_epi32(bits as i32);
+    // Byte i takes byte i / 8 of the word ...
+    let spread = _mm256_setr_epi64x(
+        0,
+        0x0101_0101_0101_0101,
+        0x0202_0202_0202_0202,
+        0x0303_0303_0303_0303,
+    );
+    let x = _mm256_shuffle_epi8(x, spread);
+    // ... and keeps only bit i % 8: all others are set, so the byte is 0xff iff it was set.
+    let others = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe);
+    _mm256_cmpeq_epi8(_mm256_or_si256(x, others), _mm256_set1_epi8(-1))
+}
+
+/// 32-bit sums of 4 products each of unsigned `w` and signed `a`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_u8(w: __m256i, a: __m256i) -> __m256i {
+    _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), _mm256_set1_epi16(1))
+}
+
+/// The same for signed `w` (|w| <= 127 or -128 with `a` != -128), by moving its sign to `a`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_i8(w: __m256i, a: __m256i) -> __m256i {
+    dot_u8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w))
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn dot32(f: Format, row: &[u8], a: Act32<'_>) -> f32 {
+    let bytes = f.block_bytes();
+    let mut acc = _mm256_setzero_ps();
+    let mut mins = 0f32;
+    for (i, b) in row.chunks_exact(bytes).enumerate() {
+        let qa = load_i8(&a.q[32 * i..]);
+        let d = f16(b, 0) * a.d[i];
+        let sums = match f {
+            Format::Q4_0 => dot_i8(_mm256_sub_epi8(nibbles16(&b[2..]), _mm256_set1_epi8(8)), qa),
+            Format::Q4_1 => {
+                mins += f16(b, 2) * a.s[i];
+                dot_u8(nibbles16(&b[4..]), qa)
+            }
+            Format::Q5_0 => {
+                let hb = bytes_from_bits(u32::from_le_bytes([b[2], b[3], b[4], b[5]]));
+                // A clear fifth bit means the quant is below 16: set the high nibble to
+                // make the byte (q - 16) in two's complement.
+                let w = _mm256_or_si256(
+                    nibbles16(&b[6..]),
+                    _mm256_andnot_si256(hb, _mm256_set1_epi8(0xf0u8 as i8)),
+                );
+                dot_i8(w, qa)
+            }
+            Format::Q5_1 => {
+                mins += f16(b, 2) * a.s[i];
+                let hb = bytes_from_bits(u32::from_le_bytes([b[4], b[5], b[6], b[7]]));
+                let w = _mm256_or_si256(
+                    nibbles16(&b[8..]),
+                    _mm256_and_si256(hb, _mm256_set1_epi8(0x10)),
+                );
+                dot_u8(w, qa)
+            }
+            Format::Q8_0 => dot_i8(load(&b[2..]), qa),
+            _ => unreachable!("dot32 takes 32-weight formats"),
+        };
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sums), acc);
+    }
+    hsum_f32(acc) + mins
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn dot256(f: Format, row: &[u8], a: Act256<'_>) -> f32 {
+    match f {
+        Format::Q6K => dot_q6k(row, a),
+        _ => dot_k45(f, row, a),
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_k45(f: Format, row: &[u8], a: Act256<'_>) -> f32 {
+    let low = _mm256_set1_epi8(0x0f);
+    let one = _mm256_set1_epi8(1);
+    let mut acc = _mm256_setzero_ps();
+    let mut mins = 0f32;
+    for (i, b) in row.chunks_exact(f.block_bytes()).enumerate() {
+        let qa = &a.q[256 * i..256 * (i + 1)];
+        let bsums = &a.bsums[16 * i..16 * (i + 1)];
+        let (qh, qs) = if f == Format::Q5K {
+            (Some(load(&b[16..48])), &b[48..176])
+        } else {
+            (None, &b[16..144])
+        };
+        let mut m_sum = 0i32;
+        let mut sumi = _mm256_setzero_si256();
+        for c in 0..4 {
+            let (sc1, m1) = scale_min_k4(2 * c, &b[4..16]);
+            let (sc2, m2) = scale_min_k4(2 * c + 1, &b[4..16]);
+            m_sum += m1 as i32 * (bsums[4 * c] as i32 + bsums[4 * c + 1] as i32);
+            m_sum += m2 as i32 * (bsums[4 * c + 2] as i32 + bsums[4 * c + 3] as i32);
+            let q4 = load(&qs[32 * c..]);
+            let mut lo = _mm256_and_si256(q4, low);
+            let mut hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), low);
+            if let Some(h) = qh {
+                let shift = _mm_cvtsi32_si128(2 * c as i32);
+                let bit_lo = _mm256_and_si256(_mm256_srl_epi16(h, shift), one);
+                let shift = _mm_cvtsi32_si128(2 * c as i32 + 1);
+                let bit_hi = _mm256_and_si256(_mm256_srl_epi16(h, shift), one);
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(bit_lo, 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(bit_hi, 4));
+            }
+            let p_lo = _mm256_maddubs_epi16(lo, load_i8(&qa[64 * c..]));
+            let p_hi = _mm256_maddubs_epi16(hi, load_i8(&qa[64 * c + 32..]));
+            let p_lo = _mm256_madd_epi16(p_lo, _mm256_set1_epi16(sc1 as i16));
+            let p_hi = _mm256_madd_epi16(p_hi, _mm256_set1_epi16(sc2 as i16));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p_lo, p_hi));
+        }
+        let d = f16(b, 0) * a.d[i];
+        mins += f16(b, 2) * a.d[i] * m_sum as f32;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    hsum_f32(acc) - mins
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_q6k(row: &[u8], a: Act256<'_>) -> f32 {
+    let low = _mm256_set1_epi8(0x0f);
+    let two_bits = _mm256_set1_epi8(3);
+    let m32 = _mm256_set1_epi8(32);
+    let mut acc = _mm256_setzero_ps();
+    for (i, b) in row.chunks_exact(Format::Q6K.block_bytes()).enumerate() {
+        let qa = &a.q[256 * i..256 * (i + 1)];
+        let mut sumi = _mm256_setzero_si256();
+        for h in 0..2 {
+            let ql = &b[64 * h..];
+            let qh = load(&b[128 + 32 * h..]);
+            let sc = &b[192 + 8 * h..];
+            let (l0, l1) = (load(ql), load(&ql[32..]));
+            let quants = [
+                _mm256_or_si256(_mm256_and_si256(l0, low), high2(qh, 0, two_bits)),
+                _mm256_or_si256(_mm256_and_si256(l1, low), high2(qh, 2, two_bits)),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(l0, 4), low),
+                    high2(qh, 4, two_bits),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(l1, 4), low),
+                    high2(qh, 6, two_bits),
+                ),
+            ];
+            for (v, &q) in quants.iter().enumerate() {
+                let y = load_i8(&qa[128 * h + 32 * v..]);
+                // (q - 32) * y, as q * y - 32 * y: maddubs needs the unsigned side.
+                let p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, y), _mm256_maddubs_epi16(m32, y));
+                let scales = _mm256_set_m128i(
+                    _mm_set1_epi16(sc[2 * v + 1] as i8 as i16),
+                    _mm_set1_epi16(sc[2 * v] as i8 as i16),
+                );
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scales));
+            }
+        }
+        let d = f16(b, 208) * a.d[i];
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    hsum_f32(acc)
+}
+
+/// Two bits of every byte of `qh` from bit `s`, moved to bits 4 and 5.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn high2(qh: __m256i, s: i32, two_bits: __m256i) -> __m256i {
+    let bits = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(s)), two_bits);
+    _mm256_slli_epi16(bits, 4)
+}

@@ -1,0 +1,226 @@
+//! Matrix products of GGML block-quantised weights with activations quantised to 8 bits,
+//! on the CPU, with the kernel chosen at run time from the CPU's features.
+//!
+//! A [`QMatrix`] keeps a GGUF tensor's bytes as stored (one row of blocks per output). A
+//! [`QInput`] quantises its rows once, on first use, and every matrix that reads it
+//! reuses that. [`QMatrix::matmul`] splits the weight rows into bands over rayon's pool;
+//! each band reads its rows once for every input row, so a prompt of many tokens streams
+//! the weights once rather than once per token.
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+mod format;
+mod q8;
+
+pub use format::{dequantize, Format};
+pub use q8::QInput;
+
+use crate::parallel::{chunk_len, for_chunks};
+use std::sync::OnceLock;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QuantError {
+    #[error("{what}: {len} bytes, but {rows} rows of {cols} {format:?} weights take {expected}")]
+    Size {
+        what: String,
+        format: Format,
+        rows: usize,
+        cols: usize,
+        len: usize,
+        expected: usize,
+    },
+    #[error("{what}: {cols} columns are not whole {format:?} blocks of {block}")]
+    Columns {
+        what: String,
+        format: Format,
+        cols: usize,
+        block: usize,
+    },
+    #[error("matrix product: input rows of {got} values for a matrix of {cols} columns")]
+    Input { got: usize, cols: usize },
+    #[error("matrix product: {got} outputs given for {expected}")]
+    Output { got: usize, expected: usize },
+}
+
+/// Which kernels run: chosen once per process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernels {
+    Scalar,
+    Avx2,
+}
+
+/// The kernels this CPU runs: AVX2 (with FMA and F16C) where present, unless the
+/// environment sets `PERCEPT_KERNELS=scalar`.
+pub fn kernels() -> Kernels {
+    static CHOSEN: OnceLock<Kernels> = OnceLock::new();
+    *CHOSEN.get_or_init(|| {
+        let forced = std::env::var("PERCEPT_KERNELS").is_ok_and(|v| v == "scalar");
+        if !forced && has_avx2() {
+            Kernels::Avx2
+        } else {
+            Kernels::Scalar
+        }
+    })
+}
+
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// A weight matrix of `rows` outputs by `cols` inputs in a block format.
+pub struct QMatrix {
+    format: Format,
+    rows: usize,
+    cols: usize,
+    row_bytes: usize,
+    data: Vec<u8>,
+}
+
+impl QMatrix {
+    /// `what` names the tensor in errors.
+    pub fn new(
+        what: &str,
+        format: Format,
+        rows: usize,
+        cols: usize,
+        data: Vec<u8>,
+    ) -> Result<Self, QuantError> {
+        let block = format.block_len();
+        if cols == 0 || !cols.is_multiple_of(block) {
+            return Err(QuantError::Columns {
+                what: what.to_string(),
+                format,
+                cols,
+                block,
+            });
+        }
+        let row_bytes = cols / block * format.block_bytes();
+        let expected = rows.checked_mul(row_bytes);
+        if expected != Some(data.len()) {
+            return Err(QuantError::Size {
+                what: what.to_string(),
+                format,
+                rows,
+                cols,
+                len: data.len(),
+                expected: expected.unwrap_or(usize::MAX),
+            });
+        }
+        Ok(QMatrix {
+            format,
+            rows,
+            cols,
+            row_bytes,
+            data,
+        })
+    }
+
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// The weights of row `r` (`out.len() == cols`); an `r` past the end is an error.
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) -> Result<(), QuantError> {
+        if r >= self.rows || out.len() != self.cols {
+            return Err(QuantError::Output {
+                got: out.len(),
+                expected: self.cols,
+            });
+        }
+        dequantize(self.format, self.row(r), out);
+        Ok(())
+    }
+
+    fn row(&self, r: usize) -> &[u8] {
+        &self.data[r * self.row_bytes..(r + 1) * self.row_bytes]
+    }
+
+    /// `out[t][j] = x[t] . W[j]` for every input row `t`: `out` is `x.rows() x self.rows()`.
+    pub fn matmul(&self, x: &QInput, out: &mut [f32]) -> Result<(), QuantError> {
+        self.matmul_with(kernels(), x, out)
+    }
+
+    pub(crate) fn matmul_with(
+        &self,
+        k: Kernels,
+        x: &QInput,
+        out: &mut [f32],
+    ) -> Result<(), QuantError> {
+        if x.k() != self.cols {
+            return Err(QuantError::Input {
+                got: x.k(),
+                cols: self.cols,
+            });
+        }
+        let (t_rows, n) = (x.rows(), self.rows);
+        if out.len() != t_rows * n {
+            return Err(QuantError::Output {
+                got: out.len(),
+                expected: t_rows * n,
+            });
+        }
+        x.prepare(self.format.is_k());
+        let cost = t_rows * self.row_bytes;
+        if t_rows == 1 {
+            let chunk = chunk_len(n, 1, cost, 1 << 14);
+            for_chunks(out, chunk, |first, band| {
+                for (dj, o) in band.iter_mut().enumerate() {
+                    *o = self.dot(k, first + dj, x, 0);
+                }
+            });
+            return Ok(());
+        }
+        // Output-major ([n, t_rows]) so each task owns a contiguous band of weight rows.
+        let mut out_t = vec![0f32; n * t_rows];
+        let chunk = chunk_len(n, t_rows, cost, 1 << 14);
+        for_chunks(&mut out_t, chunk, |first, band| {
+            let j0 = first / t_rows;
+            for (dj, outs) in band.chunks_mut(t_rows).enumerate() {
+                for (t, o) in outs.iter_mut().enumerate() {
+                    *o = self.dot(k, j0 + dj, x, t);
+                }
+            }
+        });
+        for (j, col) in out_t.chunks_exact(t_rows).enumerate() {
+            for (t, &v) in col.iter().enumerate() {
+                out[t * n + j] = v;
+            }
+        }
+        Ok(())
+    }
+
+    fn dot(&self, k: Kernels, j: usize, x: &QInput, t: usize) -> f32 {
+        let (f, row) = (self.format, self.row(j));
+        match k {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Kernels::Avx2` is only chosen where the CPU has AVX2, FMA and F16C;
+            // `new` and `matmul_with` checked that the row and the input hold `cols` values.
+            Kernels::Avx2 if f.is_k() => unsafe { avx2::dot256(f, row, x.row256(t)) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            Kernels::Avx2 => unsafe { avx2::dot32(f, row, x.row32(t)) },
+            _ if f.is_k() => format::dot256(f, row, x.row256(t)),
+            _ => format::dot32(f, row, x.row32(t)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,184 @@
+//! Activations quantised to 8 bits once per input and shared by every matrix that reads
+//! them (a layer's Q, K and V projections, or its gate and up projections).
+//!
+//! Two encodings, as llama.cpp's: per 32 values with an f16 scale and the scaled sum
+//! (`Q8_0`/`Q8_1`, for the 32-weight formats), and per 256 values with an f32 scale and
+//! sums per 16 (`Q8_K`, for the k-quants). Each is made on first use.
+
+use half::f16;
+use std::sync::OnceLock;
+
+/// One row quantised per 32: scales, scaled sums `d * sum(q)` and quants.
+#[derive(Clone, Copy)]
+pub(crate) struct Act32<'a> {
+    pub d: &'a [f32],
+    pub s: &'a [f32],
+    pub q: &'a [i8],
+}
+
+/// One row quantised per 256: scales, sums of quants per 16, and quants.
+#[derive(Clone, Copy)]
+pub(crate) struct Act256<'a> {
+    pub d: &'a [f32],
+    pub bsums: &'a [i16],
+    pub q: &'a [i8],
+}
+
+#[derive(Default)]
+struct Enc32 {
+    d: Vec<f32>,
+    s: Vec<f32>,
+    q: Vec<i8>,
+}
+
+#[derive(Default)]
+struct Enc256 {
+    d: Vec<f32>,
+    bsums: Vec<i16>,
+    q: Vec<i8>,
+}
+
+/// `rows` input vectors of `k` values, ready for quantised matrix products.
+#[derive(Default)]
+pub struct QInput {
+    x: Vec<f32>,
+    rows: usize,
+    k: usize,
+    e32: OnceLock<Enc32>,
+    e256: OnceLock<Enc256>,
+}
+
+impl QInput {
+    pub fn new(x: &[f32], k: usize) -> Self {
+        let mut q = QInput::default();
+        q.set(x, k);
+        q
+    }
+
+    /// Takes new values (`x.len() / k` rows), reusing the buffers.
+    pub fn set(&mut self, x: &[f32], k: usize) {
+        self.k = k;
+        self.rows = x.len().checked_div(k).unwrap_or(0);
+        self.x.clear();
+        self.x.extend_from_slice(&x[..self.rows * k]);
+        self.e32.take();
+        self.e256.take();
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    pub(crate) fn row32(&self, r: usize) -> Act32<'_> {
+        let e = self.e32.get_or_init(|| quantize32(&self.x));
+        let (b, k) = (self.k / 32, self.k);
+        Act32 {
+            d: &e.d[r * b..(r + 1) * b],
+            s: &e.s[r * b..(r + 1) * b],
+            q: &e.q[r * k..(r + 1) * k],
+        }
+    }
+
+    pub(crate) fn row256(&self, r: usize) -> Act256<'_> {
+        let e = self.e256.get_or_init(|| quantize256(&self.x));
+        let (b, k) = (self.k / 256, self.k);
+        Act256 {
+            d: &e.d[r * b..(r + 1) * b],
+            bsums: &e.bsums[r * 16 * b..(r + 1) * 16 * b],
+            q: &e.q[r * k..(r + 1) * k],
+        }
+    }
+
+    /// Makes the encoding `per_256` (or per 32) now, so threads reading it later do not
+    /// wait on one another.
+    pub(crate) fn prepare(&self, per_256: bool) {
+        if per_256 {
+            self.row256(0);
+        } else {
+            self.row32(0);
+        }
+    }
+}
+
+fn quantize32(x: &[f32]) -> Enc32 {
+    let mut e = Enc32 {
+        q: vec![0; x.len()],
+        ..Enc32::default()
+    };
+    for (xs, qs) in x.chunks_exact(32).zip(e.q.chunks_exact_mut(32)) {
+        let amax = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let mut sum = 0i32;
+        for (q, &v) in qs.iter_mut().zip(xs) {
+            *q = (v * id).round() as i8;
+            sum += *q as i32;
+        }
+        e.d.push(f16::from_f32(d).to_f32());
+        e.s.push(f16::from_f32(d * sum as f32).to_f32());
+    }
+    e
+}
+
+fn quantize256(x: &[f32]) -> Enc256 {
+    let mut e = Enc256 {
+        q: vec![0; x.len()],
+        ..Enc256::default()
+    };
+    for (xs, qs) in x.chunks_exact(256).zip(e.q.chunks_exact_mut(256)) {
+        // The value of largest magnitude, with its sign: it maps to -127 exactly.
+        let max = xs
+            .iter()
+            .copied()
+            .fold(0f32, |m, v| if v.abs() > m.abs() { v } else { m });
+        if max == 0.0 {
+            e.d.push(0.0);
+            e.bsums.extend([0; 16]);
+            continue;
+        }
+        let iscale = -127.0 / max;
+        for (q, &v) in qs.iter_mut().zip(xs) {
+            *q = (iscale * v).round_ties_even().min(127.0) as i8;
+        }
+        for part in qs.chunks_exact(16) {
+            e.bsums.push(part.iter().map(|&q| q as i16).sum());
+        }
+        e.d.push(1.0 / iscale);
+    }
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_encodings_give_back_the_values() {
+        let x: Vec<f32> = (0..512)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 9.0)
+            .collect();
+        let q = QInput::new(&x, 256);
+        assert_eq!(q.rows(), 2);
+        for r in 0..2 {
+            let (a, b) = (q.row32(r), q.row256(r));
+            for i in 0..256 {
+                let v = x[256 * r + i];
+                assert!((a.d[i / 32] * a.q[i] as f32 - v).abs() <= a.d[i / 32] * 0.51 + 1e-3);
+                assert!((b.d[i / 256] * b.q[i] as f32 - v).abs() <= b.d[0].abs() * 0.51);
+            }
+            let sum: i32 = b.q[..16].iter().map(|&v| v as i32).sum();
+            assert_eq!(b.bsums[0] as i32, sum);
+        }
+    }
+
+    #[test]
+    fn zeros_quantise_to_zeros() {
+        let q = QInput::new(&[0.0; 256], 256);
+        assert!(q.row32(0).q.iter().all(|&v| v == 0));
+        assert_eq!(q.row256(0).d, &[0.0]);
+    }
+}

@@ -1,0 +1,180 @@
+use super::*;
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{Device, Module, Tensor};
+use half::f16;
+
+fn ggml(f: Format) -> GgmlDType {
+    match f {
+        Format::Q4_0 => GgmlDType::Q4_0,
+        Format::Q4_1 => GgmlDType::Q4_1,
+        Format::Q5_0 => GgmlDType::Q5_0,
+        Format::Q5_1 => GgmlDType::Q5_1,
+        Format::Q8_0 => GgmlDType::Q8_0,
+        Format::Q4K => GgmlDType::Q4K,
+        Format::Q5K => GgmlDType::Q5K,
+        Format::Q6K => GgmlDType::Q6K,
+    }
+}
+
+/// A deterministic generator (xorshift), so a failure reproduces.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    }
+
+    fn values(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.unit()).collect()
+    }
+}
+
+/// Weights quantised by candle: the bytes, and candle's own dequantisation of them.
+fn candle_matrix(f: Format, rows: usize, cols: usize, rng: &mut Rng) -> (QMatrix, QTensor) {
+    let w = Tensor::from_vec(rng.values(rows * cols), (rows, cols), &Device::Cpu).unwrap();
+    let q = QTensor::quantize(&w, ggml(f)).unwrap();
+    let bytes = q.data().unwrap().into_owned();
+    (QMatrix::new("w", f, rows, cols, bytes).unwrap(), q)
+}
+
+/// Blocks of random bytes whose scale fields hold small finite numbers: every bit pattern of
+/// the quants, high bits and packed scales occurs.
+fn random_matrix(f: Format, rows: usize, cols: usize, rng: &mut Rng) -> QMatrix {
+    let mut data: Vec<u8> = (0..rows * cols / f.block_len() * f.block_bytes())
+        .map(|_| rng.next() as u8)
+        .collect();
+    let scale_fields: &[usize] = match f {
+        Format::Q4_0 | Format::Q5_0 | Format::Q8_0 => &[0],
+        Format::Q6K => &[208],
+        _ => &[0, 2],
+    };
+    for block in data.chunks_exact_mut(f.block_bytes()) {
+        for &at in scale_fields {
+            let v = f16::from_f32(rng.unit() * 0.05).to_le_bytes();
+            block[at..at + 2].copy_from_slice(&v);
+        }
+    }
+    QMatrix::new("w", f, rows, cols, data).unwrap()
+}
+
+fn close(a: &[f32], b: &[f32], tol: f32, what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}");
+    let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!(
+            (x - y).abs() <= tol * scale,
+            "{what} [{i}]: {x} vs {y} (scale {scale})"
+        );
+    }
+}
+
+#[test]
+fn dequantisation_matches_candles_for_every_format() {
+    let mut rng = Rng(7);
+    for f in Format::ALL {
+        let (m, q) = candle_matrix(f, 3, 512, &mut rng);
+        let theirs = q.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap();
+        let theirs = theirs.to_vec1::<f32>().unwrap();
+        let mut ours = vec![0f32; 512 * 3];
+        for r in 0..3 {
+            m.dequantize_row(r, &mut ours[512 * r..512 * (r + 1)])
+                .unwrap();
+        }
+        close(&ours, &theirs, 1e-6, &format!("{f:?}"));
+    }
+}
+
+#[test]
+fn products_match_candles_quantised_matmul() {
+    let mut rng = Rng(11);
+    for f in Format::ALL {
+        let (m, q) = candle_matrix(f, 37, 768, &mut rng);
+        let theirs = QMatMul::from_qtensor(q).unwrap();
+        for t_rows in [1, 3] {
+            let x = rng.values(t_rows * 768);
+            let xt = Tensor::from_vec(x.clone(), (t_rows, 768), &Device::Cpu).unwrap();
+            let want = theirs.forward(&xt).unwrap().flatten_all().unwrap();
+            let want = want.to_vec1::<f32>().unwrap();
+            for k in [Kernels::Scalar, kernels()] {
+                let mut got = vec![0f32; t_rows * 37];
+                m.matmul_with(k, &QInput::new(&x, 768), &mut got).unwrap();
+                close(&got, &want, 2e-3, &format!("{f:?} {k:?} x{t_rows}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn products_track_the_float_product() {
+    let mut rng = Rng(3);
+    for f in Format::ALL {
+        let (m, _) = candle_matrix(f, 5, 512, &mut rng);
+        let x = rng.values(512);
+        let mut got = vec![0f32; 5];
+        m.matmul_with(Kernels::Scalar, &QInput::new(&x, 512), &mut got)
+            .unwrap();
+        let mut w = vec![0f32; 512];
+        for (r, g) in got.iter().enumerate() {
+            m.dequantize_row(r, &mut w).unwrap();
+            let exact: f32 = w.iter().zip(&x).map(|(a, b)| a * b).sum();
+            let size: f32 = w.iter().zip(&x).map(|(a, b)| (a * b).abs()).sum();
+            assert!(
+                (g - exact).abs() < 0.02 * size,
+                "{f:?} row {r}: {g} vs {exact}"
+            );
+        }
+    }
+}
+
+#[test]
+fn simd_matches_scalar_on_every_bit_pattern_and_odd_shapes() {
+    if kernels() == Kernels::Scalar {
+        eprintln!("no SIMD kernels on this CPU (or PERCEPT_KERNELS=scalar): nothing to compare");
+        return;
+    }
+    let mut rng = Rng(5);
+    for f in Format::ALL {
+        for (rows, blocks) in [(1, 1), (7, 3), (33, 5), (2, 1)] {
+            let cols = blocks * f.block_len();
+            let m = random_matrix(f, rows, cols, &mut rng);
+            for t_rows in [1, 2, 5] {
+                // Values up to 50 in size, and a row of zeros.
+                let mut x: Vec<f32> = rng.values(t_rows * cols).iter().map(|v| v * 50.0).collect();
+                x[..cols].fill(0.0);
+                let input = QInput::new(&x, cols);
+                let (mut a, mut b) = (vec![0f32; t_rows * rows], vec![0f32; t_rows * rows]);
+                m.matmul_with(Kernels::Scalar, &input, &mut a).unwrap();
+                m.matmul_with(kernels(), &input, &mut b).unwrap();
+                close(&b, &a, 1e-5, &format!("{f:?} {rows}x{cols} x{t_rows}"));
+                assert!(a[..rows].iter().all(|&v| v == 0.0));
+            }
+        }
+    }
+}
+
+#[test]
+fn bad_shapes_are_errors_not_panics() {
+    assert!(matches!(
+        QMatrix::new("t", Format::Q4K, 2, 100, vec![0; 10]),
+        Err(QuantError::Columns { .. })
+    ));
+    assert!(matches!(
+        QMatrix::new("t", Format::Q8_0, 2, 32, vec![0; 67]),
+        Err(QuantError::Size { .. })
+    ));
+    let m = QMatrix::new("t", Format::Q8_0, 2, 32, vec![0; 68]).unwrap();
+    let mut out = [0f32; 2];
+    assert!(matches!(
+        m.matmul(&QInput::new(&[0.0; 64], 64), &mut out),
+        Err(QuantError::Input { .. })
+    ));
+    assert!(m.matmul(&QInput::new(&[0.0; 64], 32), &mut out).is_err());
+    assert!(m.dequantize_row(2, &mut [0.0; 32]).is_err());
+}
