@@ -4,13 +4,14 @@
 //! - [`load`]: the one stage loader, each stage on its definition's device;
 //! - [`prompt`]: who said what (the person's words are the user turn, media is data);
 //! - [`service`]: the stages as threads that take jobs (the CLI's `ask` and the server);
-//! - [`ask`], [`listen`], [`batch`]: the three sessions. Front ends (the CLI, the server)
-//!   parse, render and decide nothing here;
+//! - [`ask`], [`listen`], [`batch`]: the three sessions, and [`chat`] with text alone.
+//!   Front ends (the CLI, the server) parse, render and decide nothing here;
 //! - [`bench`] and [`demo`]: what `percept bench` measures and the steps `percept demo` runs.
 
 pub mod ask;
 pub mod batch;
 pub mod bench;
+pub mod chat;
 pub mod def;
 pub mod demo;
 pub mod device;

@@ -1,14 +1,11 @@
-//! `percept chat`: an interactive conversation with the text LLM.
-//!
-//! History lives here; each turn goes through the same safe prompt builder as `ask`, and the
-//! engine reuses the cached prefix so a turn only feeds its new tokens. `/reset` clears the
-//! history, `/exit` or Ctrl-D leaves, Ctrl-C stops the answer being written (or leaves when
-//! no answer is running).
+//! `percept chat`: an interactive conversation with the text LLM (the history and the turns
+//! are `percept_pipeline::chat`'s). `/reset` clears the history, `/exit` or Ctrl-D leaves,
+//! Ctrl-C stops the answer being written (or leaves when no answer is running).
 
 use super::common::{resolve, show_notices, DeviceArg, LlmArgs, PipelineArgs};
-use percept_core::{AnswerEvent, FinishReason, Turn, TurnRole};
-use percept_llm::answer;
-use percept_pipeline::{load_llm, question_prompt};
+use percept_core::FinishReason;
+use percept_pipeline::chat::Chat;
+use percept_pipeline::load_llm;
 use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -31,12 +28,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ..PipelineArgs::default()
     };
     let def = resolve(&pipeline, args.device.device.as_deref(), Some(&args.llm))?;
-    let llm = load_llm(&def)?;
-    let mut engine = llm.engine;
+    let engine = load_llm(&def)?.engine;
     if let Some(w) = &engine.template.warning {
         show_notices(&[format!("warning: {w}")]);
     }
-    let params = args.llm.gen_params(&def);
     let cancel = Arc::new(AtomicBool::new(false));
     let busy = Arc::new(AtomicBool::new(false));
     {
@@ -54,7 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         engine.path.display(),
         engine.model.arch
     );
-    let mut history: Vec<Turn> = Vec::new();
+    let mut chat = Chat::new(engine, def.system.clone(), args.llm.gen_params(&def));
     let stdin = std::io::stdin();
     let mut lines = stdin.lock();
     loop {
@@ -69,40 +64,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "" => continue,
             "/exit" | "/quit" => break,
             "/reset" => {
-                history.clear();
-                engine.reset();
+                chat.reset();
                 eprintln!("(history cleared)");
                 continue;
             }
             _ => {}
         }
-        let prompt = question_prompt(def.system.clone(), history.clone(), Some(line), &[], &[]);
         cancel.store(false, Ordering::SeqCst);
         busy.store(true, Ordering::SeqCst);
         let mut out = std::io::stdout().lock();
-        let mut print = |ev: AnswerEvent| {
-            if let AnswerEvent::Delta { text } = ev {
-                let _ = out.write_all(text.as_bytes());
-                let _ = out.flush();
-            }
-        };
-        let result = answer(&mut engine, &prompt, &params, &cancel, &mut print);
+        let result = chat.say(line, &cancel, &mut |text| {
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.flush();
+        });
         busy.store(false, Ordering::SeqCst);
         println!();
         match result {
-            Ok(gen) => {
-                if gen.finish == FinishReason::Cancelled {
-                    eprintln!("(stopped)");
-                }
-                history.push(Turn {
-                    role: TurnRole::User,
-                    text: line.to_string(),
-                });
-                history.push(Turn {
-                    role: TurnRole::Assistant,
-                    text: gen.text,
-                });
-            }
+            Ok(gen) if gen.finish == FinishReason::Cancelled => eprintln!("(stopped)"),
+            Ok(_) => {}
             Err(e) => eprintln!("error: {e}"),
         }
     }
