@@ -62,12 +62,7 @@ pub fn main() -> ExitCode {
         // The store reads its configuration from the environment; set before any thread starts.
         std::env::set_var("PERCEPT_MODEL_DIR", dir);
     }
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        // candle asks for its thread count on every matmul and, without this variable,
-        // answers by reading /proc/cpuinfo: about 4% of a transcription's time.
-        let n = candle_core::utils::get_num_threads();
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-    }
+    percept_pipeline::def::pin_thread_count();
     let result = match cli.command {
         Command::Ask(a) => cmd::ask::run(a),
         Command::Chat(a) => cmd::chat::run(a),

@@ -165,6 +165,16 @@ impl Default for Runtime {
     }
 }
 
+/// Sets RAYON_NUM_THREADS to candle's thread count unless it is set: candle asks for the
+/// count on every matmul and, without the variable, answers by reading /proc/cpuinfo (about
+/// 4% of a transcription's time). Call once at start, before any thread starts.
+pub fn pin_thread_count() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let n = candle_core::utils::get_num_threads();
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+}
+
 impl Runtime {
     /// Caps the compute threads; must run before the first model loads, since candle's
     /// thread pool reads the variable once. An explicit RAYON_NUM_THREADS wins.
@@ -214,6 +224,18 @@ pub fn load(name: &str) -> Result<PipelineDef> {
     for stage in [StageKind::Speech, StageKind::Vision, StageKind::Llm] {
         def.device_spec(stage).map_err(|e| bad(e.to_string()))?;
     }
+    Ok(def)
+}
+
+/// The default pipeline with Whisper `spec` (a model id or directory) and, when given, every
+/// stage on `device`: for the commands that name their one Whisper model by flag.
+pub fn whisper_def(spec: &str, device: Option<&str>) -> Result<PipelineDef> {
+    let mut def = load("default")?;
+    def.apply(&Overrides {
+        whisper: Some(spec.to_string()),
+        device: device.map(str::to_string),
+        ..Overrides::default()
+    });
     Ok(def)
 }
 

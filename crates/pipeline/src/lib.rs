@@ -30,8 +30,8 @@ pub use device::DeviceSpec;
 pub use error::{PipelineError, Result};
 pub use load::{
     add_labels, add_text, facts_only, load_classifier, load_clip, load_llm, load_ocr, load_speech,
-    load_stages, load_vision, load_vision_stages, missing_clip_line, model_name, read_labels,
-    LabelChoice, Need, Stages,
+    load_stages, load_vision, load_vision_stages, load_whisper, missing_clip_line, model_name,
+    read_labels, LabelChoice, Need, Stages,
 };
 pub use prompt::{describe_image, question_prompt};
 pub use service::{JobError, Media, Prepared, Question, Service};

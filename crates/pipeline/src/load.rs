@@ -19,6 +19,15 @@ pub struct Need {
     pub llm: bool,
 }
 
+impl Need {
+    /// Every stage: the server, which answers any kind of request.
+    pub const ALL: Need = Need {
+        speech: true,
+        vision: true,
+        llm: true,
+    };
+}
+
 /// Whisper with the definition's decoding options.
 pub struct Speech {
     pub whisper: Whisper,
@@ -148,6 +157,19 @@ pub fn load_speech(def: &PipelineDef) -> Result<Speech> {
         options: def.whisper_options(),
         id: model_name(&def.whisper),
     })
+}
+
+/// Whisper alone (`percept transcribe`); a model that is not here is an error that says how
+/// to fetch it.
+pub fn load_whisper(def: &PipelineDef) -> Result<Whisper> {
+    let spec = &def.whisper;
+    let speech = load_speech(def).map_err(|e| {
+        PipelineError::stage(
+            format!("model {spec:?} (try `percept models fetch {spec}`)"),
+            e,
+        )
+    })?;
+    Ok(speech.whisper)
 }
 
 /// CLIP from the definition's id or directory; `Ok(None)` when its weights are not here.

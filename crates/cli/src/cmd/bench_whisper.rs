@@ -19,7 +19,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let def = super::transcribe::whisper_def(&args.model, None)?;
+    let def = percept_pipeline::def::whisper_def(&args.model, None)?;
     let b = percept_pipeline::bench::whisper(&def, &args.audio, args.beam)?;
     if args.json {
         println!("{}", serde_json::to_string(&b)?);

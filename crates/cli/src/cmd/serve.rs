@@ -107,12 +107,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// The same loader as every command: Whisper for the audio endpoints and spoken questions,
 /// CLIP when its weights are here, the classifier, and the LLM.
 fn load(def: &PipelineDef) -> anyhow::Result<Stages> {
-    let need = Need {
-        speech: true,
-        vision: true,
-        llm: true,
-    };
-    let stages = load_stages(def, need)?;
+    let stages = load_stages(def, Need::ALL)?;
     show_notices(&stages.notices);
     Ok(stages)
 }

@@ -1,9 +1,10 @@
 //! `percept transcribe`: audio files to text, JSON, SRT or WebVTT.
 
 use anyhow::Context;
+use clap::ValueEnum;
 use percept_core::Transcript;
-use percept_pipeline::PipelineDef;
-use percept_whisper::{Options, Task, Whisper};
+use percept_pipeline::def::whisper_def;
+use percept_whisper::{Options, Task};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -56,26 +57,9 @@ pub struct Args {
     pub device: super::common::DeviceArg,
 }
 
-/// The default pipeline with Whisper `spec` on `device` (default: the pipeline's).
-pub fn whisper_def(spec: &str, device: Option<&str>) -> anyhow::Result<PipelineDef> {
-    let mut def = percept_pipeline::load_def("default")?;
-    def.apply(&percept_pipeline::Overrides {
-        whisper: Some(spec.to_string()),
-        device: device.map(str::to_string),
-        ..Default::default()
-    });
-    Ok(def)
-}
-
-/// Whisper through the pipeline loader.
-fn load_model(spec: &str, device: Option<&str>) -> anyhow::Result<Whisper> {
-    let speech = percept_pipeline::load_speech(&whisper_def(spec, device)?)
-        .with_context(|| format!("model {spec:?} (try `percept models fetch {spec}`)"))?;
-    Ok(speech.whisper)
-}
-
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let whisper = load_model(&args.model, args.device.device.as_deref())?;
+    let def = whisper_def(&args.model, args.device.device.as_deref())?;
+    let whisper = percept_pipeline::load_whisper(&def)?;
     let opts = Options {
         language: args.language.clone(),
         task: match args.task {
@@ -111,12 +95,9 @@ fn emit(t: &Transcript, file: &Path, args: &Args) -> anyhow::Result<()> {
     let body = render(t, args.format)?;
     match &args.out_dir {
         Some(dir) => {
-            let ext = match args.format {
-                Format::Txt => "txt",
-                Format::Json => "json",
-                Format::Srt => "srt",
-                Format::Vtt => "vtt",
-            };
+            // The file extension is the --format value's own name (txt, json, srt, vtt).
+            let format = args.format.to_possible_value();
+            let ext = format.as_ref().map_or("txt", |v| v.get_name());
             let stem = file.file_stem().unwrap_or(file.as_os_str());
             let out = dir.join(Path::new(stem).with_extension(ext));
             std::fs::write(&out, body).with_context(|| format!("writing {}", out.display()))
