@@ -2,8 +2,8 @@
 //! (logs and CI keep a readable record).
 
 use indicatif::{ProgressBar, ProgressStyle};
-use percept_pipeline::batch::{Observer, StageCounts};
-use std::cell::Cell;
+use percept_pipeline::batch::{FolderObserver, Observer, StageCounts};
+use std::cell::{Cell, OnceCell};
 use std::io::IsTerminal;
 use std::time::Instant;
 
@@ -18,20 +18,14 @@ pub enum Progress {
 
 impl Progress {
     pub fn new(total: u64) -> Self {
-        if std::io::stderr().is_terminal() {
-            let bar = ProgressBar::new(total);
-            let style = ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} files · {per_sec} · ETA {eta} · {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
-            bar.set_style(style);
-            Progress::Bar(bar)
-        } else {
-            Progress::Plain {
+        let template = "{bar:30} {pos}/{len} files · {per_sec} · ETA {eta} · {msg}";
+        match terminal_bar(total, template) {
+            Some(bar) => Progress::Bar(bar),
+            None => Progress::Plain {
                 total,
                 done: Cell::new(0),
                 started: Instant::now(),
-            }
+            },
         }
     }
 
@@ -73,12 +67,51 @@ impl Progress {
     }
 }
 
-impl Observer for Progress {
+/// An indicatif bar of `len` steps drawn by `template` when stderr is a terminal; `None`
+/// otherwise, where the caller prints plain lines instead.
+pub fn terminal_bar(len: u64, template: &str) -> Option<ProgressBar> {
+    std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new(len);
+        let style =
+            ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar
+    })
+}
+
+/// `percept batch`'s observer: notices on stderr, then the progress once the stages are
+/// loaded and the files counted.
+#[derive(Default)]
+pub struct BatchView(OnceCell<Progress>);
+
+impl BatchView {
+    pub fn finish(&self) {
+        if let Some(p) = self.0.get() {
+            p.finish();
+        }
+    }
+}
+
+impl Observer for BatchView {
     fn file(&self, name: &str, what: &str, counts: &StageCounts) {
-        Progress::file(self, name, what, counts)
+        if let Some(p) = self.0.get() {
+            p.file(name, what, counts);
+        }
     }
 
     fn tick(&self, counts: &StageCounts) {
-        Progress::tick(self, counts)
+        if let Some(p) = self.0.get() {
+            p.tick(counts);
+        }
+    }
+}
+
+impl FolderObserver for BatchView {
+    fn notice(&self, line: &str) {
+        eprintln!("percept: {line}");
+    }
+
+    fn begin(&self, total: u64) {
+        let _ = self.0.set(Progress::new(total));
     }
 }

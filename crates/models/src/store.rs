@@ -147,6 +147,24 @@ impl Store {
             .collect()
     }
 
+    /// The ids `ids` names, or when it is empty the default set (every model with `all`).
+    pub fn chosen_ids(&self, ids: Vec<String>, all: bool) -> Vec<String> {
+        if !ids.is_empty() {
+            return ids;
+        }
+        let chosen = self.manifest.models.iter().filter(|m| all || m.default);
+        chosen.map(|m| m.id.clone()).collect()
+    }
+
+    /// The ids `ids` names, or when it is empty every model present on this machine.
+    pub fn present_ids(&self, ids: Vec<String>) -> Vec<String> {
+        if !ids.is_empty() {
+            return ids;
+        }
+        let present = self.list().into_iter().filter(|m| m.path.is_some());
+        present.map(|m| m.id).collect()
+    }
+
     /// Re-hashes every file of a present model against the manifest.
     pub fn verify(&self, id: &str) -> Result<Vec<FileCheck>, StoreError> {
         let spec = self.spec(id)?;

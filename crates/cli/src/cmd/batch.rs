@@ -2,10 +2,9 @@
 //! line each in `--out`; a rerun resumes. Choices are documented in `crate::batch`.
 
 use super::common::{resolve, DeviceArg, LlmArgs, PipelineArgs};
-use crate::progress::Progress;
+use crate::progress::BatchView;
 use anyhow::Context;
-use percept_pipeline::batch::{run_folder, FolderObserver, FolderRun, Observer, StageCounts};
-use std::cell::OnceCell;
+use percept_pipeline::batch::{run_folder, FolderRun};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -41,34 +40,6 @@ pub struct Args {
     pub llm: LlmArgs,
 }
 
-/// Notices on stderr, then the progress bar once the stages are loaded.
-#[derive(Default)]
-struct View(OnceCell<Progress>);
-
-impl Observer for View {
-    fn file(&self, name: &str, what: &str, counts: &StageCounts) {
-        if let Some(p) = self.0.get() {
-            p.file(name, what, counts);
-        }
-    }
-
-    fn tick(&self, counts: &StageCounts) {
-        if let Some(p) = self.0.get() {
-            p.tick(counts);
-        }
-    }
-}
-
-impl FolderObserver for View {
-    fn notice(&self, line: &str) {
-        eprintln!("percept: {line}");
-    }
-
-    fn begin(&self, total: u64) {
-        let _ = self.0.set(Progress::new(total));
-    }
-}
-
 pub fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let def = resolve(
@@ -97,11 +68,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         retry_errors: args.retry_errors,
         queue: args.queue,
     };
-    let view = View::default();
+    let view = BatchView::default();
     let summary = run_folder(&def, &run, &stop, &view)?;
-    if let Some(p) = view.0.get() {
-        p.finish();
-    }
+    view.finish();
     eprintln!(
         "batch: {} ok, {} error, {} skipped (already in {}){} in {:.1} s",
         summary.ok,

@@ -1,6 +1,8 @@
+//! `percept models`: list, fetch, verify and locate models (the store is percept-models').
+
+use crate::progress::terminal_bar;
 use anyhow::{bail, Context};
 use percept_models::{Progress, Store};
-use std::io::IsTerminal;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -66,14 +68,8 @@ fn list(store: &Store, json: bool) -> anyhow::Result<()> {
 }
 
 fn fetch(store: &Store, ids: Vec<String>, all: bool) -> anyhow::Result<()> {
-    let ids: Vec<String> = if !ids.is_empty() {
-        ids
-    } else {
-        let chosen = store.manifest.models.iter().filter(|m| all || m.default);
-        chosen.map(|m| m.id.clone()).collect()
-    };
     let mut failed = Vec::new();
-    for id in &ids {
+    for id in &store.chosen_ids(ids, all) {
         if let Ok(path) = store.find(id) {
             eprintln!("{id}: present at {}", path.display());
             continue;
@@ -95,18 +91,8 @@ fn fetch(store: &Store, ids: Vec<String>, all: bool) -> anyhow::Result<()> {
 }
 
 fn verify(store: &Store, ids: Vec<String>) -> anyhow::Result<()> {
-    let ids: Vec<String> = if ids.is_empty() {
-        store
-            .list()
-            .into_iter()
-            .filter(|m| m.path.is_some())
-            .map(|m| m.id)
-            .collect()
-    } else {
-        ids
-    };
     let mut bad = 0;
-    for id in &ids {
+    for id in &store.present_ids(ids) {
         let checks = store.verify(id).with_context(|| format!("verify {id}"))?;
         for c in checks {
             println!("{id}/{}: {}", c.file, c.detail);
@@ -127,16 +113,11 @@ struct Bar {
 
 impl Bar {
     fn new(id: &str) -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let b = indicatif::ProgressBar::new(0);
-            let style = indicatif::ProgressStyle::with_template(
-                "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
-            b.set_style(style);
+        let template = "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}";
+        let bar = terminal_bar(0, template);
+        if let Some(b) = &bar {
             b.set_prefix(id.to_string());
-            b
-        });
+        }
         Bar { bar, last_line: 0 }
     }
 
