@@ -36,6 +36,16 @@ pub struct AskRequest {
 }
 
 impl AskRequest {
+    /// A request needs words to answer: typed, or spoken in `audio`.
+    pub fn validate(&self) -> Result<()> {
+        if self.question.is_none() && self.audio.is_none() {
+            return Err(PipelineError::invalid(
+                "give a question, as text or with --audio FILE",
+            ));
+        }
+        Ok(())
+    }
+
     /// The stages this request needs.
     pub fn need(&self) -> crate::Need {
         crate::Need {
@@ -131,11 +141,7 @@ pub fn ask_with(
     cancel: Arc<AtomicBool>,
     on_delta: &mut dyn FnMut(&str),
 ) -> Result<AskOutcome> {
-    if req.question.is_none() && req.audio.is_none() {
-        return Err(PipelineError::invalid(
-            "give a question, as text or with --audio FILE",
-        ));
-    }
+    req.validate()?;
     let video = match &req.video {
         Some(path) => {
             let limits = video_limits(def, percept_video::VideoLimits::CLI);

@@ -37,17 +37,6 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    if args.question.is_none() && args.audio.is_none() {
-        anyhow::bail!("give a question, as text or with --audio FILE");
-    }
-    // Ctrl-C, from the start (loading takes seconds): the answer stops (or never starts) and
-    // what is done so far prints.
-    let cancel = stop_on_ctrl_c()?;
-    let def = resolve(
-        &args.pipeline,
-        args.device.device.as_deref(),
-        Some(&args.llm),
-    )?;
     let request = AskRequest {
         question: args.question.clone(),
         audio: args.audio.clone(),
@@ -56,6 +45,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         probe: !args.no_probe,
         stop: args.llm.stop.clone(),
     };
+    request.validate()?;
+    // Ctrl-C, from the start (loading takes seconds): the answer stops (or never starts) and
+    // what is done so far prints.
+    let cancel = stop_on_ctrl_c()?;
+    let def = resolve(
+        &args.pipeline,
+        args.device.device.as_deref(),
+        Some(&args.llm),
+    )?;
     let stages = load_stages(&def, request.need())?;
     show_notices(&stages.notices);
     let json = args.json;

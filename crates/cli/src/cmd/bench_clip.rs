@@ -1,5 +1,6 @@
 //! `percept bench clip`: image-tower throughput (the PyTorch side is `benches/clip_vs_torch.py`).
 
+use percept_pipeline::demo::default_assets;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -8,7 +9,7 @@ pub struct Args {
     #[arg(long, value_name = "DIR", conflicts_with = "random")]
     pub model: Option<PathBuf>,
     /// Random weights with a named shape (`vit-b-32`): no download needed, same compute.
-    #[arg(long, value_name = "SHAPE")]
+    #[arg(long, value_name = "SHAPE", value_parser = ["vit-b-32"])]
     pub random: Option<String>,
     #[arg(long, default_value_t = 8)]
     pub batch: usize,
@@ -23,19 +24,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    // `--random` has one shape (clap checks it), ViT-B/32, which the bench builds itself.
     let def = match &args.random {
-        Some(shape) => {
-            anyhow::ensure!(
-                shape == "vit-b-32",
-                "unknown --random shape `{shape}` (known: vit-b-32)"
-            );
-            None
-        }
+        Some(_) => None,
         None => Some(super::common::vision_def(args.model.as_deref(), None)?),
     };
-    let image = args.image.clone().unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../assets/images/rocket.jpg")
-    });
+    let rocket = || default_assets().join("images/rocket.jpg");
+    let image = args.image.clone().unwrap_or_else(rocket);
     let b = percept_pipeline::bench::clip(def.as_ref(), &image, args.batch, args.repeats)?;
     if args.json {
         println!("{}", serde_json::to_string(&b)?);

@@ -57,14 +57,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => None,
     };
     let source = match args.input.clone() {
-        Some(path) => Source::File(
-            path,
-            if args.fast {
-                Pace::Fast
-            } else {
-                Pace::RealTime
-            },
-        ),
+        Some(path) if args.fast => Source::File(path, Pace::Fast),
+        Some(path) => Source::File(path, Pace::RealTime),
         None => Source::Mic(args.device.clone()),
     };
     let live = Live {

@@ -109,21 +109,14 @@ fn print_text(ctx: &VisionContext) {
     for (k, v) in &f.extra {
         println!("  {k}: {v}");
     }
-    if !ctx.labels.is_empty() {
-        let labels: Vec<String> = ctx
-            .labels
-            .iter()
-            .map(|t| format!("{} {:.3}", t.label, t.score))
-            .collect();
-        println!("  imagenet: {}", labels.join(", "));
-    }
-    if !ctx.tags.is_empty() {
-        let tags: Vec<String> = ctx
-            .tags
-            .iter()
-            .map(|t| format!("{} {:.3}", t.label, t.score))
-            .collect();
-        println!("  tags: {}", tags.join(", "));
+    for (name, tags) in [("imagenet", &ctx.labels), ("tags", &ctx.tags)] {
+        if !tags.is_empty() {
+            let scored: Vec<String> = tags
+                .iter()
+                .map(|t| format!("{} {:.3}", t.label, t.score))
+                .collect();
+            println!("  {name}: {}", scored.join(", "));
+        }
     }
     if let Some(text) = &ctx.ocr {
         println!("  text: {text}");
