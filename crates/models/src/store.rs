@@ -230,3 +230,48 @@ pub fn locate(spec: &str) -> Result<PathBuf, StoreError> {
     }
     Store::from_env()?.find(spec)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two models, `a` a default with one 2-byte file and `b` not; only `a` is present.
+    fn store(home: &Path) -> Store {
+        let manifest = r#"
+[[model]]
+id = "a"
+kind = "whisper"
+format = "ctranslate2"
+default = true
+files = [{ name = "f", size = 2, parts = [{ wheel = "w==1", path = "f" }] }]
+
+[[model]]
+id = "b"
+kind = "whisper"
+format = "ctranslate2"
+files = [{ name = "f", size = 2, parts = [{ wheel = "w==1", path = "f" }] }]
+"#;
+        let dir = home.join("models/a");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join("f"), b"{}").expect("write");
+        Store {
+            manifest: Manifest::parse(manifest).expect("manifest"),
+            home: home.to_path_buf(),
+            model_dirs: Vec::new(),
+            pip_args: Vec::new(),
+            python: "python3".into(),
+        }
+    }
+
+    #[test]
+    fn named_ids_win_over_the_default_and_present_sets() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let s = store(tmp.path());
+        let named = vec!["b".to_string()];
+        assert_eq!(s.chosen_ids(named.clone(), false), named);
+        assert_eq!(s.present_ids(named.clone()), named);
+        assert_eq!(s.chosen_ids(Vec::new(), false), ["a"]);
+        assert_eq!(s.chosen_ids(Vec::new(), true), ["a", "b"]);
+        assert_eq!(s.present_ids(Vec::new()), ["a"]);
+    }
+}

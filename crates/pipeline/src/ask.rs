@@ -228,3 +228,67 @@ pub fn ask_with(
         stages: Vec::new(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_report_has_every_key_ask_json_prints() {
+        let outcome = AskOutcome {
+            model: Some("m.gguf".into()),
+            transcript: None,
+            images: Vec::new(),
+            errors: Vec::new(),
+            probes: Vec::new(),
+            user_turn: Some("hi".into()),
+            data_parts: Vec::new(),
+            video: None,
+            generation: Generation {
+                text: "hello".into(),
+                finish: FinishReason::Stop,
+                prompt_tokens: 7,
+                completion_tokens: 2,
+                reused_tokens: 0,
+                untrusted_tokens: 0,
+                control_tokens_in_untrusted: 0,
+                prefill_time: Duration::from_millis(30),
+                decode_time: Duration::from_millis(20),
+            },
+            stages: Vec::new(),
+        };
+        let v = serde_json::to_value(outcome.report(Some("hi"))).expect("json");
+        let mut keys: Vec<&str> = v
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        keys.sort_unstable();
+        let want = [
+            "answer",
+            "completion_tokens",
+            "control_tokens_in_untrusted",
+            "data_parts",
+            "decode_ms",
+            "errors",
+            "finish",
+            "images",
+            "model",
+            "prefill_ms",
+            "probes",
+            "prompt_tokens",
+            "question",
+            "stages",
+            "transcript",
+            "untrusted_tokens",
+            "user_turn",
+            "video",
+        ];
+        assert_eq!(keys, want);
+        assert_eq!(v["answer"], "hello");
+        assert_eq!(v["finish"], "stop");
+        assert_eq!(v["prefill_ms"], 30.0);
+    }
+}

@@ -1,7 +1,7 @@
 //! `percept ask`: a question (typed, or spoken with --audio) about images, clips and videos; the
 //! answer streams to stdout. The session itself is `percept_pipeline::ask`.
 
-use super::common::{resolve, show_notices, stop_on_ctrl_c, DeviceArg, LlmArgs, PipelineArgs};
+use super::common::{show_notices, stop_on_ctrl_c, StageArgs};
 use percept_pipeline::{load_stages, AskRequest};
 use std::io::Write;
 use std::path::PathBuf;
@@ -26,11 +26,7 @@ pub struct Args {
     #[arg(long)]
     pub no_probe: bool,
     #[command(flatten)]
-    pub pipeline: PipelineArgs,
-    #[command(flatten)]
-    pub device: DeviceArg,
-    #[command(flatten)]
-    pub llm: LlmArgs,
+    pub stages: StageArgs,
     /// Print one JSON object (transcript, tags, facts, answer, per-stage timings) instead of streaming text.
     #[arg(long)]
     pub json: bool,
@@ -43,17 +39,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         images: args.images.clone(),
         video: args.video.clone(),
         probe: !args.no_probe,
-        stop: args.llm.stop.clone(),
+        stop: args.stages.llm.stop.clone(),
     };
     request.validate()?;
     // Ctrl-C, from the start (loading takes seconds): the answer stops (or never starts) and
     // what is done so far prints.
     let cancel = stop_on_ctrl_c()?;
-    let def = resolve(
-        &args.pipeline,
-        args.device.device.as_deref(),
-        Some(&args.llm),
-    )?;
+    let def = args.stages.resolve()?;
     let stages = load_stages(&def, request.need())?;
     show_notices(&stages.notices);
     let json = args.json;

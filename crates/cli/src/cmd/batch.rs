@@ -1,7 +1,7 @@
 //! `percept batch DIR`: every image and audio file under DIR through the stages, one JSON
 //! line each in `--out`; a rerun resumes. Choices are documented in `crate::batch`.
 
-use super::common::{resolve, DeviceArg, LlmArgs, PipelineArgs};
+use super::common::StageArgs;
 use crate::progress::BatchView;
 use anyhow::Context;
 use percept_pipeline::batch::{run_folder, FolderRun};
@@ -33,20 +33,12 @@ pub struct Args {
     #[arg(long)]
     pub queue: Option<usize>,
     #[command(flatten)]
-    pub pipeline: PipelineArgs,
-    #[command(flatten)]
-    pub device: DeviceArg,
-    #[command(flatten)]
-    pub llm: LlmArgs,
+    pub stages: StageArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
-    let def = resolve(
-        &args.pipeline,
-        args.device.device.as_deref(),
-        Some(&args.llm),
-    )?;
+    let def = args.stages.resolve()?;
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();

@@ -2,7 +2,7 @@
 //! strictly sequential (one file through every stage at a time) in one process, with the
 //! models loaded once; prints the speed-up, each stage's busy time and the CPU use.
 
-use super::common::{resolve, show_notices, DeviceArg, LlmArgs, PipelineArgs};
+use super::common::{show_notices, StageArgs};
 use percept_pipeline::bench;
 use std::path::PathBuf;
 
@@ -27,19 +27,11 @@ pub struct Args {
     #[arg(long)]
     pub queue: Option<usize>,
     #[command(flatten)]
-    pub pipeline: PipelineArgs,
-    #[command(flatten)]
-    pub device: DeviceArg,
-    #[command(flatten)]
-    pub llm: LlmArgs,
+    pub stages: StageArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let def = resolve(
-        &args.pipeline,
-        args.device.device.as_deref(),
-        Some(&args.llm),
-    )?;
+    let def = args.stages.resolve()?;
     let queue = args.queue.unwrap_or(def.runtime.channel_capacity);
     let b = bench::folder(&def, &args.dir, &args.question, queue, args.sequential_only)?;
     show_notices(&b.notices);

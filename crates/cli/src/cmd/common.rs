@@ -155,6 +155,29 @@ impl LlmArgs {
     }
 }
 
+/// The pipeline, every stage's device and the LLM's options: the flags of the commands that
+/// run the whole pipeline (ask, batch, fleet, serve, bench pipeline).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct StageArgs {
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+    #[command(flatten)]
+    pub device: DeviceArg,
+    #[command(flatten)]
+    pub llm: LlmArgs,
+}
+
+impl StageArgs {
+    /// The pipeline with all these flags applied (see [`resolve`]).
+    pub fn resolve(&self) -> anyhow::Result<PipelineDef> {
+        resolve(
+            &self.pipeline,
+            self.device.device.as_deref(),
+            Some(&self.llm),
+        )
+    }
+}
+
 /// The pipeline a command runs, with the flags applied: announced on stderr when named.
 pub fn resolve(
     pipeline: &PipelineArgs,

@@ -1,6 +1,6 @@
 //! `percept fleet`: `percept batch` across machines on one Redis (logic in percept-fleet).
 
-use super::common::{resolve, DeviceArg, LlmArgs, PipelineArgs};
+use super::common::StageArgs;
 use percept_fleet::{EnqueueOptions, Run, Settings, WorkerOptions, PATIENCE};
 use std::path::PathBuf;
 
@@ -53,11 +53,7 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    pipeline: PipelineArgs,
-    #[command(flatten)]
-    device: DeviceArg,
-    #[command(flatten)]
-    llm: LlmArgs,
+    stages: StageArgs,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -68,7 +64,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let opts = EnqueueOptions::new(dir, a.exclude, a.retry_errors, settings);
         eprintln!("{}", percept_fleet::enqueue(&run, &opts, PATIENCE)?);
     } else if a.work {
-        let def = resolve(&a.pipeline, a.device.device.as_deref(), Some(&a.llm))?;
+        let def = a.stages.resolve()?;
         let opts = WorkerOptions::new(a.name, a.follow);
         let s = percept_fleet::work(&run, &def, &opts, &|l| eprintln!("{}: {l}", opts.name))?;
         eprintln!("{}: {s}", opts.name);

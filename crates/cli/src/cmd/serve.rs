@@ -1,7 +1,7 @@
 //! `percept serve`: the pipeline as an OpenAI-compatible HTTP service (percept-server).
 //! This file only turns flags into a `percept_server::Config`, loads the models and prints.
 
-use super::common::{resolve, show_notices, DeviceArg, LlmArgs, PipelineArgs};
+use super::common::{show_notices, StageArgs};
 use percept_pipeline::{load_stages, Need, PipelineDef, Stages};
 use percept_server::{Config, Event};
 use std::net::SocketAddr;
@@ -14,11 +14,7 @@ pub struct Args {
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
     #[command(flatten)]
-    pipeline: PipelineArgs,
-    #[command(flatten)]
-    device: DeviceArg,
-    #[command(flatten)]
-    llm: LlmArgs,
+    stages: StageArgs,
     /// Require `Authorization: Bearer KEY` on every /v1 route.
     #[arg(long, env = "PERCEPT_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
@@ -59,11 +55,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let def = resolve(
-        &args.pipeline,
-        args.device.device.as_deref(),
-        Some(&args.llm),
-    )?;
+    let def = args.stages.resolve()?;
     let config = Config {
         addr: args.addr,
         api_key: args.api_key.clone().filter(|k| !k.is_empty()),
@@ -72,7 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         max_body_bytes: (args.max_body_mb as usize) << 20,
         timeout: Duration::from_secs(args.timeout_s.max(1)),
         grace: Duration::from_secs(args.grace_s),
-        defaults: args.llm.gen_params(&def),
+        defaults: args.stages.llm.gen_params(&def),
         system: def.system.clone(),
         speech: percept_whisper::Options {
             audio_limits: def.audio_limits(percept_media::AudioLimits::SERVER),
