@@ -59,8 +59,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let outcome = percept_pipeline::ask(stages, &def, &request, cancel, &mut print)?;
     show_notices(&outcome.errors);
     if json {
-        let report = outcome.report(args.question.as_deref());
-        writeln!(out, "{}", serde_json::to_string(&report)?)?;
+        // Through a Value, as the server's replies go: keys sorted and f32 scores written as
+        // the f64 they widen to, so the two front ends print the same numbers.
+        let report = serde_json::to_value(outcome.report(args.question.as_deref()))?;
+        writeln!(out, "{report}")?;
     } else {
         writeln!(out)?;
     }
