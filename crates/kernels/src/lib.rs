@@ -11,6 +11,7 @@
 //! - [`Linear`]: `candle_nn::Linear` with a parallel gemv for a handful of rows.
 //! - [`attend_one`]: attention of one query position over cached keys and values.
 //! - [`quant`]: GGML block-quantised matrix products (AVX2, or scalar), for the LLM.
+//! - [`rows`]: RMS norm, rotary embedding, SiLU gate and causal attention on slices.
 
 mod act;
 mod attention;
@@ -18,6 +19,7 @@ mod linear;
 mod math;
 mod parallel;
 pub mod quant;
+pub mod rows;
 mod softmax;
 
 pub use act::{gelu_erf, quick_gelu};

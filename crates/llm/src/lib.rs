@@ -10,6 +10,7 @@ mod engine;
 mod error;
 mod gguf;
 mod model;
+mod native;
 mod prompt;
 mod sampling;
 mod spm;

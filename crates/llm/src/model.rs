@@ -1,4 +1,6 @@
-//! The decoder network, picked by `general.architecture`, on candle's quantized models.
+//! The decoder network, picked by `general.architecture`: percept's own CPU decoder
+//! (`native/`) for llama and qwen2 files in the block formats it has kernels for, candle's
+//! quantized models for everything else (qwen3, gemma3, other formats, CUDA, Metal).
 
 use crate::error::{LlmError, Result};
 use crate::gguf::GgufFile;
@@ -39,6 +41,7 @@ impl Default for LoadOptions {
 }
 
 enum Net {
+    Native(Box<crate::native::Decoder>),
     Llama(quantized_llama::ModelWeights),
     Qwen2(quantized_qwen2::ModelWeights),
     Qwen3(quantized_qwen3::ModelWeights),
@@ -52,6 +55,14 @@ pub struct Model {
     pub device: Device,
     /// How many tensors were re-encoded as Q8_0 at load.
     pub converted_tensors: usize,
+    /// "percept" (the native CPU decoder) or "candle".
+    pub engine: &'static str,
+}
+
+/// Whether the environment asks for candle's models even where the native decoder runs
+/// (`PERCEPT_LLM_ENGINE=candle`, to compare the two).
+fn candle_forced() -> bool {
+    std::env::var("PERCEPT_LLM_ENGINE").is_ok_and(|v| v == "candle")
 }
 
 /// Rewrites the GGUF in memory with slow block formats turned into Q8_0.
@@ -229,6 +240,21 @@ impl Model {
             .unwrap_or(CANDLE_MAX_POSITIONS)
             .min(CANDLE_MAX_POSITIONS);
         let dev = &opts.device;
+        let native = dev.is_cpu()
+            && !opts.convert_to_q8
+            && !candle_forced()
+            && crate::native::unsupported(&gg, &arch).is_none();
+        if native {
+            let decoder = crate::native::Decoder::load(&mut gg, &arch, context_length)?;
+            return Ok(Model {
+                net: Net::Native(Box::new(decoder)),
+                arch,
+                context_length,
+                device: dev.clone(),
+                converted_tensors: 0,
+                engine: "percept",
+            });
+        }
         let converted = if opts.convert_to_q8 && dev.is_cpu() {
             convert(&mut gg)?
         } else {
@@ -249,6 +275,7 @@ impl Model {
             context_length,
             device: dev.clone(),
             converted_tensors,
+            engine: "candle",
         })
     }
 
@@ -257,8 +284,12 @@ impl Model {
         if pos == 0 {
             self.clear();
         }
+        if let Net::Native(d) = &mut self.net {
+            return d.forward(tokens, pos);
+        }
         let input = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
         let logits = match &mut self.net {
+            Net::Native(_) => unreachable!("fed above"),
             Net::Llama(m) => m.forward(&input, pos)?,
             Net::Qwen2(m) => m.forward(&input, pos)?,
             Net::Qwen3(m) => m.forward(&input, pos)?,
@@ -270,6 +301,7 @@ impl Model {
 
     pub fn clear(&mut self) {
         match &mut self.net {
+            Net::Native(d) => d.clear(),
             Net::Llama(m) => m.clear_kv_cache(),
             Net::Qwen2(m) => m.clear_kv_cache(),
             Net::Qwen3(m) => m.clear_kv_cache(),

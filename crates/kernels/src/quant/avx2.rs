@@ -87,21 +87,59 @@ unsafe fn dot_i8(w: __m256i, a: __m256i) -> __m256i {
     dot_u8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w))
 }
 
+/// A dot product of one weight row with one activation row, for one format.
+pub(crate) type Dot32 = unsafe fn(&[u8], Act32<'_>) -> f32;
+pub(crate) type Dot256 = unsafe fn(&[u8], Act256<'_>) -> f32;
+
+// Formats as const parameters, so each kernel is compiled with its format's branch only.
+const Q4_0: u8 = 0;
+const Q4_1: u8 = 1;
+const Q5_0: u8 = 2;
+const Q5_1: u8 = 3;
+const Q8_0: u8 = 4;
+const Q4K: u8 = 5;
+const Q5K: u8 = 6;
+
+pub(crate) fn dot32_kernel(f: Format) -> Dot32 {
+    match f {
+        Format::Q4_0 => dot32::<Q4_0>,
+        Format::Q4_1 => dot32::<Q4_1>,
+        Format::Q5_0 => dot32::<Q5_0>,
+        Format::Q5_1 => dot32::<Q5_1>,
+        _ => dot32::<Q8_0>,
+    }
+}
+
+pub(crate) fn dot256_kernel(f: Format) -> Dot256 {
+    match f {
+        Format::Q4K => dot_k45::<Q4K>,
+        Format::Q5K => dot_k45::<Q5K>,
+        _ => dot_q6k,
+    }
+}
+
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) unsafe fn dot32(f: Format, row: &[u8], a: Act32<'_>) -> f32 {
-    let bytes = f.block_bytes();
+unsafe fn dot32<const F: u8>(row: &[u8], a: Act32<'_>) -> f32 {
+    let bytes = match F {
+        Q4_0 => Format::Q4_0,
+        Q4_1 => Format::Q4_1,
+        Q5_0 => Format::Q5_0,
+        Q5_1 => Format::Q5_1,
+        _ => Format::Q8_0,
+    }
+    .block_bytes();
     let mut acc = _mm256_setzero_ps();
     let mut mins = 0f32;
     for (i, b) in row.chunks_exact(bytes).enumerate() {
         let qa = load_i8(&a.q[32 * i..]);
         let d = f16(b, 0) * a.d[i];
-        let sums = match f {
-            Format::Q4_0 => dot_i8(_mm256_sub_epi8(nibbles16(&b[2..]), _mm256_set1_epi8(8)), qa),
-            Format::Q4_1 => {
+        let sums = match F {
+            Q4_0 => dot_i8(_mm256_sub_epi8(nibbles16(&b[2..]), _mm256_set1_epi8(8)), qa),
+            Q4_1 => {
                 mins += f16(b, 2) * a.s[i];
                 dot_u8(nibbles16(&b[4..]), qa)
             }
-            Format::Q5_0 => {
+            Q5_0 => {
                 let hb = bytes_from_bits(u32::from_le_bytes([b[2], b[3], b[4], b[5]]));
                 // A clear fifth bit means the quant is below 16: set the high nibble to
                 // make the byte (q - 16) in two's complement.
@@ -111,7 +149,7 @@ pub(crate) unsafe fn dot32(f: Format, row: &[u8], a: Act32<'_>) -> f32 {
                 );
                 dot_i8(w, qa)
             }
-            Format::Q5_1 => {
+            Q5_1 => {
                 mins += f16(b, 2) * a.s[i];
                 let hb = bytes_from_bits(u32::from_le_bytes([b[4], b[5], b[6], b[7]]));
                 let w = _mm256_or_si256(
@@ -120,8 +158,7 @@ pub(crate) unsafe fn dot32(f: Format, row: &[u8], a: Act32<'_>) -> f32 {
                 );
                 dot_u8(w, qa)
             }
-            Format::Q8_0 => dot_i8(load(&b[2..]), qa),
-            _ => unreachable!("dot32 takes 32-weight formats"),
+            _ => dot_i8(load(&b[2..]), qa),
         };
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sums), acc);
     }
@@ -129,15 +166,8 @@ pub(crate) unsafe fn dot32(f: Format, row: &[u8], a: Act32<'_>) -> f32 {
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) unsafe fn dot256(f: Format, row: &[u8], a: Act256<'_>) -> f32 {
-    match f {
-        Format::Q6K => dot_q6k(row, a),
-        _ => dot_k45(f, row, a),
-    }
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_k45(f: Format, row: &[u8], a: Act256<'_>) -> f32 {
+unsafe fn dot_k45<const F: u8>(row: &[u8], a: Act256<'_>) -> f32 {
+    let f = if F == Q5K { Format::Q5K } else { Format::Q4K };
     let low = _mm256_set1_epi8(0x0f);
     let one = _mm256_set1_epi8(1);
     let mut acc = _mm256_setzero_ps();

@@ -177,24 +177,57 @@ impl QMatrix {
             });
         }
         x.prepare(self.format.is_k());
+        let f = self.format;
+        match k {
+            #[cfg(target_arch = "x86_64")]
+            Kernels::Avx2 if f.is_k() => {
+                let dot = avx2::dot256_kernel(f);
+                // SAFETY: `Kernels::Avx2` is only chosen where the CPU has AVX2, FMA and
+                // F16C; `new` and the checks above make every row and input `cols` long.
+                self.run(x, out, |t| x.row256(t), |r, a| unsafe { dot(r, a) });
+            }
+            #[cfg(target_arch = "x86_64")]
+            Kernels::Avx2 => {
+                let dot = avx2::dot32_kernel(f);
+                // SAFETY: as above.
+                self.run(x, out, |t| x.row32(t), |r, a| unsafe { dot(r, a) });
+            }
+            _ if f.is_k() => self.run(x, out, |t| x.row256(t), |r, a| format::dot256(f, r, a)),
+            _ => self.run(x, out, |t| x.row32(t), |r, a| format::dot32(f, r, a)),
+        }
+        Ok(())
+    }
+
+    /// Splits the weight rows into bands over the pool; a band meets every input row in turn
+    /// while its weights stay in cache.
+    fn run<A: Copy + Sync>(
+        &self,
+        x: &QInput,
+        out: &mut [f32],
+        act: impl Fn(usize) -> A + Sync,
+        dot: impl Fn(&[u8], A) -> f32 + Sync,
+    ) {
+        let (t_rows, n) = (x.rows(), self.rows);
         let cost = t_rows * self.row_bytes;
         if t_rows == 1 {
+            let a = act(0);
             let chunk = chunk_len(n, 1, cost, 1 << 14);
             for_chunks(out, chunk, |first, band| {
                 for (dj, o) in band.iter_mut().enumerate() {
-                    *o = self.dot(k, first + dj, x, 0);
+                    *o = dot(self.row(first + dj), a);
                 }
             });
-            return Ok(());
+            return;
         }
         // Output-major ([n, t_rows]) so each task owns a contiguous band of weight rows.
         let mut out_t = vec![0f32; n * t_rows];
         let chunk = chunk_len(n, t_rows, cost, 1 << 14);
         for_chunks(&mut out_t, chunk, |first, band| {
             let j0 = first / t_rows;
-            for (dj, outs) in band.chunks_mut(t_rows).enumerate() {
-                for (t, o) in outs.iter_mut().enumerate() {
-                    *o = self.dot(k, j0 + dj, x, t);
+            for t in 0..t_rows {
+                let a = act(t);
+                for (dj, outs) in band.chunks_mut(t_rows).enumerate() {
+                    outs[t] = dot(self.row(j0 + dj), a);
                 }
             }
         });
@@ -202,22 +235,6 @@ impl QMatrix {
             for (t, &v) in col.iter().enumerate() {
                 out[t * n + j] = v;
             }
-        }
-        Ok(())
-    }
-
-    fn dot(&self, k: Kernels, j: usize, x: &QInput, t: usize) -> f32 {
-        let (f, row) = (self.format, self.row(j));
-        match k {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Kernels::Avx2` is only chosen where the CPU has AVX2, FMA and F16C;
-            // `new` and `matmul_with` checked that the row and the input hold `cols` values.
-            Kernels::Avx2 if f.is_k() => unsafe { avx2::dot256(f, row, x.row256(t)) },
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: as above.
-            Kernels::Avx2 => unsafe { avx2::dot32(f, row, x.row32(t)) },
-            _ if f.is_k() => format::dot256(f, row, x.row256(t)),
-            _ => format::dot32(f, row, x.row32(t)),
         }
     }
 }

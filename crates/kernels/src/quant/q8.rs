@@ -1,11 +1,14 @@
 //! Activations quantised to 8 bits once per input and shared by every matrix that reads
 //! them (a layer's Q, K and V projections, or its gate and up projections).
 //!
-//! Two encodings, as llama.cpp's: per 32 values with an f16 scale and the scaled sum
-//! (`Q8_0`/`Q8_1`, for the 32-weight formats), and per 256 values with an f32 scale and
-//! sums per 16 (`Q8_K`, for the k-quants). Each is made on first use.
+//! Two encodings, as llama.cpp's: per 32 values with a scale and the scaled sum (`Q8_0`/
+//! `Q8_1`, for the 32-weight formats), and per 256 values with a scale and sums per 16
+//! (`Q8_K`, for the k-quants). Each is made on first use. llama.cpp stores the per-32 scale
+//! and sum as f16 because its blocks have that layout; these never leave memory, so they
+//! stay f32, one rounding closer to the unquantised product (it moves SmolLM2's logits by
+//! up to 0.3, enough to settle near-ties such as its first answer token to "What is the
+//! capital of France?" the way the unquantised model does).
 
-use half::f16;
 use std::sync::OnceLock;
 
 /// One row quantised per 32: scales, scaled sums `d * sum(q)` and quants.
@@ -118,8 +121,8 @@ fn quantize32(x: &[f32]) -> Enc32 {
             *q = (v * id).round() as i8;
             sum += *q as i32;
         }
-        e.d.push(f16::from_f32(d).to_f32());
-        e.s.push(f16::from_f32(d * sum as f32).to_f32());
+        e.d.push(d);
+        e.s.push(d * sum as f32);
     }
     e
 }

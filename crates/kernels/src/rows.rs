@@ -1,0 +1,229 @@
+//! A decoder layer's small ops on plain slices, each one pass over memory: RMS norm,
+//! rotary embedding, the SiLU gate, and causal attention over a key/value cache. The LLM
+//! runs its whole CPU forward pass on these and [`crate::quant`], with buffers it keeps
+//! between tokens, so a generated token allocates no tensors.
+
+use crate::math::{dot, exp};
+use crate::softmax::softmax_in_place;
+use rayon::prelude::*;
+
+/// `out = x / rms(x) * w` for each row of `x` (rows of `w.len()` values).
+pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let n = w.len().max(1);
+    for (xr, or) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
+        let scale = 1.0 / (dot(xr, xr) / n as f32 + eps).sqrt();
+        for ((o, &v), &g) in or.iter_mut().zip(xr).zip(w) {
+            *o = v * scale * g;
+        }
+    }
+}
+
+/// `gate = silu(gate) * up`, element by element.
+pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = *g / (1.0 + exp(-*g)) * u;
+    }
+}
+
+/// Rotary position embedding for heads of `head_dim`, with cosines and sines kept for the
+/// positions seen so far.
+pub struct Rope {
+    head_dim: usize,
+    inv_freq: Vec<f32>,
+    /// Pairs rotate as (x[2i], x[2i+1]) (GGUF llama) rather than (x[i], x[i + d/2]) (qwen2).
+    interleaved: bool,
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+}
+
+impl Rope {
+    pub fn new(head_dim: usize, base: f32, interleaved: bool) -> Self {
+        let half = head_dim / 2;
+        let inv_freq = (0..half)
+            .map(|i| 1.0 / base.powf(2.0 * i as f32 / head_dim as f32))
+            .collect();
+        Rope {
+            head_dim,
+            inv_freq,
+            interleaved,
+            cos: Vec::new(),
+            sin: Vec::new(),
+        }
+    }
+
+    fn extend_to(&mut self, positions: usize) {
+        let half = self.inv_freq.len();
+        for p in self.cos.len() / half.max(1)..positions {
+            for &f in &self.inv_freq {
+                let a = p as f32 * f;
+                self.cos.push(a.cos());
+                self.sin.push(a.sin());
+            }
+        }
+    }
+
+    /// Rotates `x`: rows of `heads * head_dim` values, row `t` at position `pos + t`.
+    pub fn apply(&mut self, x: &mut [f32], heads: usize, pos: usize) {
+        let (d, half) = (self.head_dim, self.head_dim / 2);
+        let rows = x.len() / (heads * d).max(1);
+        self.extend_to(pos + rows);
+        for (t, row) in x.chunks_exact_mut(heads * d).enumerate() {
+            let at = (pos + t) * half;
+            let (cos, sin) = (&self.cos[at..at + half], &self.sin[at..at + half]);
+            for head in row.chunks_exact_mut(d) {
+                for i in 0..half {
+                    let (a, b) = if self.interleaved {
+                        (2 * i, 2 * i + 1)
+                    } else {
+                        (i, i + half)
+                    };
+                    let (x0, x1) = (head[a], head[b]);
+                    head[a] = x0 * cos[i] - x1 * sin[i];
+                    head[b] = x0 * sin[i] + x1 * cos[i];
+                }
+            }
+        }
+    }
+}
+
+/// The shape of a causal attention call: `heads` query heads share `kv_heads` key/value
+/// heads (grouped-query attention), each of `head_dim` values.
+#[derive(Clone, Copy, Debug)]
+pub struct Heads {
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+}
+
+/// Causal attention of `q` (rows of `heads * head_dim`, row `t` at position `pos + t`) over
+/// the cache `k`, `v` (rows of `kv_heads * head_dim`, positions `0..=pos + t` filled),
+/// into `out` (shaped as `q`). Query rows and heads run in parallel.
+pub fn causal_attention(h: Heads, q: &[f32], k: &[f32], v: &[f32], pos: usize, out: &mut [f32]) {
+    let (d, width, kv_width) = (h.head_dim, h.heads * h.head_dim, h.kv_heads * h.head_dim);
+    let group = (h.heads / h.kv_heads.max(1)).max(1);
+    let scale = 1.0 / (d as f32).sqrt();
+    out.par_chunks_mut(d).enumerate().for_each(|(i, o)| {
+        let (t, head) = (i / h.heads, i % h.heads);
+        let qh = &q[t * width + head * d..][..d];
+        let kv_off = (head / group) * d;
+        let seen = pos + t + 1;
+        let mut scores: Vec<f32> = (0..seen)
+            .map(|s| dot(qh, &k[s * kv_width + kv_off..][..d]) * scale)
+            .collect();
+        softmax_in_place(&mut scores);
+        o.fill(0.0);
+        for (s, &p) in scores.iter().enumerate() {
+            let vs = &v[s * kv_width + kv_off..][..d];
+            for (a, &b) in o.iter_mut().zip(vs) {
+                *a += p * b;
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Tensor};
+
+    fn values(n: usize, seed: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i * 7919 + seed * 104_729) % 1000) as f32 / 500.0) - 1.0)
+            .collect()
+    }
+
+    #[test]
+    fn rms_norm_and_silu_match_candle() -> candle_core::Result<()> {
+        let (x, w) = (values(3 * 64, 1), values(64, 2));
+        let mut ours = vec![0f32; 3 * 64];
+        rms_norm(&x, &w, 1e-5, &mut ours);
+        let xt = Tensor::from_vec(x.clone(), (3, 64), &Device::Cpu)?;
+        let wt = Tensor::from_vec(w, 64, &Device::Cpu)?;
+        let theirs = candle_nn::ops::rms_norm(&xt, &wt, 1e-5)?.flatten_all()?;
+        for (a, b) in ours.iter().zip(theirs.to_vec1::<f32>()?) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        let (mut g, u) = (values(100, 3), values(100, 4));
+        let want: Vec<f32> = g
+            .iter()
+            .zip(&u)
+            .map(|(g, u)| g / (1.0 + (-g).exp()) * u)
+            .collect();
+        silu_mul(&mut g, &u);
+        for (a, b) in g.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn rope_matches_candles_both_layouts() -> candle_core::Result<()> {
+        let (heads, d, rows, pos) = (3, 16, 4, 5);
+        let x = values(rows * heads * d, 5);
+        for interleaved in [true, false] {
+            let mut ours = x.clone();
+            Rope::new(d, 10_000.0, interleaved).apply(&mut ours, heads, pos);
+            // candle's layout: [batch, heads, seq, d], tables [seq, d/2].
+            let xt = Tensor::from_vec(x.clone(), (1, rows, heads, d), &Device::Cpu)?
+                .transpose(1, 2)?
+                .contiguous()?;
+            let freqs: Vec<f32> = (0..d / 2)
+                .map(|i| 1.0 / 10_000f32.powf(2.0 * i as f32 / d as f32))
+                .collect();
+            let angles: Vec<f32> = (pos..pos + rows)
+                .flat_map(|p| freqs.iter().map(move |f| p as f32 * f))
+                .collect();
+            let a = Tensor::from_vec(angles, (rows, d / 2), &Device::Cpu)?;
+            let (cos, sin) = (a.cos()?, a.sin()?);
+            let theirs = if interleaved {
+                candle_nn::rotary_emb::rope_i(&xt, &cos, &sin)?
+            } else {
+                candle_nn::rotary_emb::rope(&xt, &cos, &sin)?
+            };
+            let theirs = theirs.transpose(1, 2)?.flatten_all()?.to_vec1::<f32>()?;
+            for (a, b) in ours.iter().zip(theirs) {
+                assert!(
+                    (a - b).abs() < 1e-4,
+                    "interleaved {interleaved}: {a} vs {b}"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn attention_is_causal_and_grouped() {
+        let h = Heads {
+            heads: 4,
+            kv_heads: 2,
+            head_dim: 8,
+        };
+        let (pos, rows) = (3, 2);
+        let total = pos + rows;
+        let q = values(rows * 32, 1);
+        let (k, v) = (values(total * 16, 2), values(total * 16, 3));
+        let mut out = vec![0f32; rows * 32];
+        causal_attention(h, &q, &k, &v, pos, &mut out);
+        for t in 0..rows {
+            for head in 0..4 {
+                let g = head / 2;
+                let qh = &q[t * 32 + head * 8..][..8];
+                let seen = pos + t + 1;
+                let s: Vec<f32> = (0..seen)
+                    .map(|s| {
+                        let kh = &k[s * 16 + g * 8..][..8];
+                        qh.iter().zip(kh).map(|(a, b)| a * b).sum::<f32>() / 8f32.sqrt()
+                    })
+                    .collect();
+                let m = s.iter().copied().fold(f32::MIN, f32::max);
+                let e: Vec<f32> = s.iter().map(|x| (x - m).exp()).collect();
+                let z: f32 = e.iter().sum();
+                for i in 0..8 {
+                    let want: f32 = (0..seen).map(|s| e[s] / z * v[s * 16 + g * 8 + i]).sum();
+                    let got = out[t * 32 + head * 8 + i];
+                    assert!((got - want).abs() < 1e-5, "t{t} h{head} [{i}]");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The CPU decoder for llama and qwen2 GGUF models, on percept-kernels: quantised matrix
+//! products with activations quantised once per input and shared by the matrices that
+//! read them, the LM head for the last position only, and buffers kept between calls,
+//! so a generated token allocates no tensors. Other architectures, block formats and
+//! devices run on candle-transformers' models (see `model.rs`).
+
+mod load;
+
+use crate::error::{LlmError, Result};
+use crate::gguf::GgufFile;
+use load::{Config, Weights};
+use percept_kernels::quant::{QInput, QMatrix, QuantError};
+use percept_kernels::rows::{causal_attention, rms_norm, silu_mul, Heads, Rope};
+
+pub(crate) use load::unsupported;
+
+/// Activations of one call, reused by the next.
+#[derive(Default)]
+struct Scratch {
+    x: Vec<f32>,
+    h: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    att: Vec<f32>,
+    o: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    input: QInput,
+}
+
+pub(crate) struct Decoder {
+    c: Config,
+    w: Weights,
+    rope: Rope,
+    /// Per layer: keys and values of every position fed so far, rows of kv_heads x head_dim.
+    keys: Vec<Vec<f32>>,
+    values: Vec<Vec<f32>>,
+    s: Scratch,
+}
+
+fn kernel_error(e: QuantError) -> LlmError {
+    LlmError::Model(candle_core::Error::Msg(e.to_string()))
+}
+
+/// `out = x W^T` over `rows` inputs, sized here.
+fn project(w: &QMatrix, input: &QInput, out: &mut Vec<f32>) -> Result<()> {
+    out.resize(input.rows() * w.rows(), 0.0);
+    w.matmul(input, out).map_err(kernel_error)
+}
+
+fn add_rows(x: &mut [f32], bias: &[f32]) {
+    for row in x.chunks_exact_mut(bias.len().max(1)) {
+        for (a, b) in row.iter_mut().zip(bias) {
+            *a += b;
+        }
+    }
+}
+
+fn add(x: &mut [f32], y: &[f32]) {
+    for (a, b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}
+
+impl Decoder {
+    /// `positions`: the most the model will be fed (the cache reserves room for it; memory
+    /// is only touched as positions fill).
+    pub(crate) fn load(gg: &mut GgufFile, arch: &str, positions: usize) -> Result<Self> {
+        let c = load::config(gg, arch)?;
+        let w = load::weights(gg, &c)?;
+        let kv_width = c.kv_heads * c.head_dim;
+        let cache = || {
+            (0..c.layers)
+                .map(|_| Vec::with_capacity(positions * kv_width))
+                .collect()
+        };
+        Ok(Decoder {
+            rope: Rope::new(c.head_dim, c.rope_base, c.rope_interleaved),
+            keys: cache(),
+            values: cache(),
+            s: Scratch::default(),
+            c,
+            w,
+        })
+    }
+
+    /// Feeds `tokens` at positions `pos..` (forgetting anything cached at or after `pos`)
+    /// and returns the logits after the last one.
+    pub(crate) fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>> {
+        let (c, w, s) = (&self.c, &self.w, &mut self.s);
+        let filled = self
+            .keys
+            .first()
+            .map_or(0, |k| k.len() / (c.kv_heads * c.head_dim));
+        if tokens.is_empty() || pos > filled {
+            return Err(LlmError::Tokenizer(format!(
+                "{} tokens at position {pos} after {filled} cached",
+                tokens.len()
+            )));
+        }
+        let (t, d) = (tokens.len(), c.dim);
+        let vocab = w.embed.rows();
+        s.x.resize(t * d, 0.0);
+        for (&tok, row) in tokens.iter().zip(s.x.chunks_exact_mut(d)) {
+            if tok as usize >= vocab {
+                return Err(LlmError::Tokenizer(format!(
+                    "token {tok} of a {vocab}-token vocabulary"
+                )));
+            }
+            w.embed
+                .dequantize_row(tok as usize, row)
+                .map_err(kernel_error)?;
+        }
+        let heads = Heads {
+            heads: c.heads,
+            kv_heads: c.kv_heads,
+            head_dim: c.head_dim,
+        };
+        let kv_width = c.kv_heads * c.head_dim;
+        for (i, l) in w.layers.iter().enumerate() {
+            s.h.resize(t * d, 0.0);
+            rms_norm(&s.x, &l.attn_norm, c.eps, &mut s.h);
+            s.input.set(&s.h, d);
+            project(&l.wq, &s.input, &mut s.q)?;
+            project(&l.wk, &s.input, &mut s.k)?;
+            project(&l.wv, &s.input, &mut s.v)?;
+            if let Some([bq, bk, bv]) = &l.bias {
+                add_rows(&mut s.q, bq);
+                add_rows(&mut s.k, bk);
+                add_rows(&mut s.v, bv);
+            }
+            self.rope.apply(&mut s.q, c.heads, pos);
+            self.rope.apply(&mut s.k, c.kv_heads, pos);
+            let (keys, values) = (&mut self.keys[i], &mut self.values[i]);
+            keys.truncate(pos * kv_width);
+            keys.extend_from_slice(&s.k);
+            values.truncate(pos * kv_width);
+            values.extend_from_slice(&s.v);
+            s.att.resize(s.q.len(), 0.0);
+            causal_attention(heads, &s.q, keys, values, pos, &mut s.att);
+            s.input.set(&s.att, c.heads * c.head_dim);
+            project(&l.wo, &s.input, &mut s.o)?;
+            add(&mut s.x, &s.o);
+
+            rms_norm(&s.x, &l.ffn_norm, c.eps, &mut s.h);
+            s.input.set(&s.h, d);
+            project(&l.gate, &s.input, &mut s.gate)?;
+            project(&l.up, &s.input, &mut s.up)?;
+            silu_mul(&mut s.gate, &s.up);
+            s.input.set(&s.gate, c.ffn);
+            project(&l.down, &s.input, &mut s.o)?;
+            add(&mut s.x, &s.o);
+        }
+        // Only the last position's logits are wanted.
+        let last = &s.x[(t - 1) * d..];
+        s.h.resize(d, 0.0);
+        rms_norm(last, &w.norm, c.eps, &mut s.h[..d]);
+        s.input.set(&s.h[..d], d);
+        let mut logits = Vec::new();
+        project(w.output.as_ref().unwrap_or(&w.embed), &s.input, &mut logits)?;
+        Ok(logits)
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.keys.iter_mut().for_each(Vec::clear);
+        self.values.iter_mut().for_each(Vec::clear);
+    }
+}
