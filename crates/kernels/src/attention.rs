@@ -69,17 +69,19 @@ impl CustomOp3 for AttendOne {
         out.par_chunks_mut(d.max(1)).enumerate().for_each_init(
             Vec::new,
             |scores: &mut Vec<f32>, (bh, o)| {
-                let qi = &q[bh * d..(bh + 1) * d];
-                let keys = &k[bh * t * d..(bh + 1) * t * d];
-                let vals = &v[bh * t * d..(bh + 1) * t * d];
-                scores.clear();
-                scores.extend(keys.chunks_exact(d).map(|kr| dot(qi, kr) * self.scale));
-                softmax_in_place(scores);
-                for (p, vr) in scores.iter().zip(vals.chunks_exact(d)) {
-                    for (o, x) in o.iter_mut().zip(vr) {
-                        *o += p * x;
+                crate::simd::run(|| {
+                    let qi = &q[bh * d..(bh + 1) * d];
+                    let keys = &k[bh * t * d..(bh + 1) * t * d];
+                    let vals = &v[bh * t * d..(bh + 1) * t * d];
+                    scores.clear();
+                    scores.extend(keys.chunks_exact(d).map(|kr| dot(qi, kr) * self.scale));
+                    softmax_in_place(scores);
+                    for (p, vr) in scores.iter().zip(vals.chunks_exact(d)) {
+                        for (o, x) in o.iter_mut().zip(vr) {
+                            *o += p * x;
+                        }
                     }
-                }
+                })
             },
         );
         Ok((CpuStorage::F32(out), Shape::from((b, h, 1, d))))

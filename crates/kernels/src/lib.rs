@@ -20,6 +20,7 @@ mod math;
 mod parallel;
 pub mod quant;
 pub mod rows;
+mod simd;
 mod softmax;
 
 pub use act::{gelu_erf, quick_gelu};

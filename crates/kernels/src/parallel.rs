@@ -3,16 +3,16 @@
 use rayon::prelude::*;
 
 /// Calls `f(first_index, chunk)` for consecutive chunks of `out` of `chunk` elements,
-/// on several threads when there is more than one chunk.
+/// on several threads when there is more than one chunk, each compiled for the CPU's SIMD.
 pub(crate) fn for_chunks(out: &mut [f32], chunk: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
     let chunk = chunk.max(1);
     if out.len() <= chunk {
-        f(0, out);
+        crate::simd::run(|| f(0, out));
         return;
     }
     out.par_chunks_mut(chunk)
         .enumerate()
-        .for_each(|(i, c)| f(i * chunk, c));
+        .for_each(|(i, c)| crate::simd::run(|| f(i * chunk, c)));
 }
 
 /// A chunk length, a multiple of `unit`, that splits `units` units of `cost` each into

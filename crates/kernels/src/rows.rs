@@ -10,19 +10,23 @@ use rayon::prelude::*;
 /// `out = x / rms(x) * w` for each row of `x` (rows of `w.len()` values).
 pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     let n = w.len().max(1);
-    for (xr, or) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
-        let scale = 1.0 / (dot(xr, xr) / n as f32 + eps).sqrt();
-        for ((o, &v), &g) in or.iter_mut().zip(xr).zip(w) {
-            *o = v * scale * g;
+    crate::simd::run(|| {
+        for (xr, or) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
+            let scale = 1.0 / (dot(xr, xr) / n as f32 + eps).sqrt();
+            for ((o, &v), &g) in or.iter_mut().zip(xr).zip(w) {
+                *o = v * scale * g;
+            }
         }
-    }
+    })
 }
 
 /// `gate = silu(gate) * up`, element by element.
 pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
-    for (g, &u) in gate.iter_mut().zip(up) {
-        *g = *g / (1.0 + exp(-*g)) * u;
-    }
+    crate::simd::run(|| {
+        for (g, &u) in gate.iter_mut().zip(up) {
+            *g = *g / (1.0 + exp(-*g)) * u;
+        }
+    })
 }
 
 /// Rotary position embedding for heads of `head_dim`, with cosines and sines kept for the
@@ -103,21 +107,23 @@ pub fn causal_attention(h: Heads, q: &[f32], k: &[f32], v: &[f32], pos: usize, o
     let group = (h.heads / h.kv_heads.max(1)).max(1);
     let scale = 1.0 / (d as f32).sqrt();
     out.par_chunks_mut(d).enumerate().for_each(|(i, o)| {
-        let (t, head) = (i / h.heads, i % h.heads);
-        let qh = &q[t * width + head * d..][..d];
-        let kv_off = (head / group) * d;
-        let seen = pos + t + 1;
-        let mut scores: Vec<f32> = (0..seen)
-            .map(|s| dot(qh, &k[s * kv_width + kv_off..][..d]) * scale)
-            .collect();
-        softmax_in_place(&mut scores);
-        o.fill(0.0);
-        for (s, &p) in scores.iter().enumerate() {
-            let vs = &v[s * kv_width + kv_off..][..d];
-            for (a, &b) in o.iter_mut().zip(vs) {
-                *a += p * b;
+        crate::simd::run(|| {
+            let (t, head) = (i / h.heads, i % h.heads);
+            let qh = &q[t * width + head * d..][..d];
+            let kv_off = (head / group) * d;
+            let seen = pos + t + 1;
+            let mut scores: Vec<f32> = (0..seen)
+                .map(|s| dot(qh, &k[s * kv_width + kv_off..][..d]) * scale)
+                .collect();
+            softmax_in_place(&mut scores);
+            o.fill(0.0);
+            for (s, &p) in scores.iter().enumerate() {
+                let vs = &v[s * kv_width + kv_off..][..d];
+                for (a, &b) in o.iter_mut().zip(vs) {
+                    *a += p * b;
+                }
             }
-        }
+        })
     });
 }
 

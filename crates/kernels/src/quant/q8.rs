@@ -77,7 +77,9 @@ impl QInput {
     }
 
     pub(crate) fn row32(&self, r: usize) -> Act32<'_> {
-        let e = self.e32.get_or_init(|| quantize32(&self.x));
+        let e = self
+            .e32
+            .get_or_init(|| crate::simd::run(|| quantize32(&self.x)));
         let (b, k) = (self.k / 32, self.k);
         Act32 {
             d: &e.d[r * b..(r + 1) * b],
@@ -87,7 +89,9 @@ impl QInput {
     }
 
     pub(crate) fn row256(&self, r: usize) -> Act256<'_> {
-        let e = self.e256.get_or_init(|| quantize256(&self.x));
+        let e = self
+            .e256
+            .get_or_init(|| crate::simd::run(|| quantize256(&self.x)));
         let (b, k) = (self.k / 256, self.k);
         Act256 {
             d: &e.d[r * b..(r + 1) * b],
@@ -107,6 +111,7 @@ impl QInput {
     }
 }
 
+#[inline(always)]
 fn quantize32(x: &[f32]) -> Enc32 {
     let mut e = Enc32 {
         q: vec![0; x.len()],
@@ -127,6 +132,7 @@ fn quantize32(x: &[f32]) -> Enc32 {
     e
 }
 
+#[inline(always)]
 fn quantize256(x: &[f32]) -> Enc256 {
     let mut e = Enc256 {
         q: vec![0; x.len()],
