@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # percept vs llama.cpp's llama-bench on the same GGUF, 2 threads, in one run: prefill and
-# decode tokens/s and their ratios (targets: decode >= 0.5x, prefill >= 0.3x).
+# decode tokens/s, peak RSS, and their ratios (targets: decode >= 1.0x, prefill >= 0.8x,
+# peak RSS <= 1.2x). The "candle" row is the same binary on candle-transformers' models
+# (PERCEPT_LLM_ENGINE=candle), percept's engine before its own decoder.
 #
 # llama-bench comes from the llama.cpp sources that the llama-cpp-python 0.3.36 sdist vendors,
 # built once into target/llamacpp (cmake and a C++ compiler needed; ~15 min on 2 cores).
@@ -39,20 +41,25 @@ if [ ! -x "$bench" ]; then
   cmake --build "$build/build" -j"$(nproc)" --target llama-bench >&2
 fi
 export RAYON_NUM_THREADS=2
-lc=$("$bench" -m "$gguf" -t 2 -p "$pp" -n "$tg" -r 3 -o json)
-pc=$(./target/release/percept bench llm --model "$model_id" --prompt-tokens "$pp" --gen-tokens "$tg" --json)
-pq=$(./target/release/percept bench llm --model "$model_id" --prompt-tokens "$pp" --gen-tokens "$tg" --json --convert-q8)
-python3 - "$lc" "$pc" "$pp" "$tg" "$pq" <<'PY'
+rss=$(mktemp)
+lc=$(/usr/bin/time -f %M -o "$rss" "$bench" -m "$gguf" -t 2 -p "$pp" -n "$tg" -r 3 -o json)
+lrss=$(cat "$rss")
+rm -f "$rss"
+run() { ./target/release/percept bench llm --model "$model_id" --prompt-tokens "$pp" --gen-tokens "$tg" --json; }
+pc=$(run)
+pq=$(PERCEPT_LLM_ENGINE=candle run)
+python3 - "$lc" "$pc" "$pp" "$tg" "$pq" "$lrss" <<'PY'
 import json, sys
 lc, pc, pp, tg, pq = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3], sys.argv[4], json.loads(sys.argv[5])
+lrss = int(sys.argv[6]) / 1024
 def rate(kind):
     for r in lc:
         if (kind == "pp" and r["n_prompt"] > 0 and r["n_gen"] == 0) or (kind == "tg" and r["n_gen"] > 0 and r["n_prompt"] == 0):
             return r["avg_ts"]
 lpp, ltg = rate("pp"), rate("tg")
 print(f"model {pc['model']} ({pc['arch']}), 2 threads, pp{pp} tg{tg}")
-print(f"llama.cpp    prefill {lpp:8.1f} tok/s   decode {ltg:7.1f} tok/s")
-for name, p in (("percept", pc), ("--convert-q8", pq)):
-    print(f"{name:12} prefill {p['prefill_tok_s']:8.1f} tok/s   decode {p['decode_tok_s']:7.1f} tok/s   peak RSS {p['peak_rss_mib']:.0f} MiB")
-    print(f"  ratio:    prefill {p['prefill_tok_s']/lpp:8.2f}x (target >= 0.3)   decode {p['decode_tok_s']/ltg:5.2f}x (target >= 0.5)")
+print(f"llama.cpp    prefill {lpp:8.1f} tok/s   decode {ltg:7.1f} tok/s   peak RSS {lrss:.0f} MiB")
+for name, p in (("percept", pc), ("candle", pq)):
+    print(f"{name:12} prefill {p['prefill_tok_s']:8.1f} tok/s   decode {p['decode_tok_s']:7.1f} tok/s   peak RSS {p['peak_rss_mib']:.0f} MiB  ({p['engine']} decoder)")
+    print(f"  ratio:    prefill {p['prefill_tok_s']/lpp:8.2f}x (target >= 0.8)   decode {p['decode_tok_s']/ltg:5.2f}x (target >= 1.0)   RSS {p['peak_rss_mib']/lrss:.2f}x (target <= 1.2)")
 PY

@@ -40,8 +40,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     println!("model        {}", b.model);
     println!(
-        "arch         {} ({} tensors re-encoded as Q8_0)",
-        b.arch, b.converted_to_q8_0
+        "arch         {} on {}'s decoder ({} tensors re-encoded as Q8_0)",
+        b.arch, b.engine, b.converted_to_q8_0
     );
     println!("load         {:.2} s", b.load_s);
     let (p, d) = (b.prefill_tok_s, b.decode_tok_s);

@@ -89,6 +89,9 @@ unsafe fn dot_i8(w: __m256i, a: __m256i) -> __m256i {
 
 /// A dot product of one weight row with one activation row, for one format.
 pub(crate) type Dot32 = unsafe fn(&[u8], Act32<'_>) -> f32;
+/// The same for four weight rows at once: the activations are loaded once for all four, and
+/// the four sums are independent chains.
+pub(crate) type Dot32x4 = unsafe fn([&[u8]; 4], Act32<'_>) -> [f32; 4];
 pub(crate) type Dot256 = unsafe fn(&[u8], Act256<'_>) -> f32;
 
 // Formats as const parameters, so each kernel is compiled with its format's branch only.
@@ -100,13 +103,13 @@ const Q8_0: u8 = 4;
 const Q4K: u8 = 5;
 const Q5K: u8 = 6;
 
-pub(crate) fn dot32_kernel(f: Format) -> Dot32 {
+pub(crate) fn dot32_kernels(f: Format) -> (Dot32, Dot32x4) {
     match f {
-        Format::Q4_0 => dot32::<Q4_0>,
-        Format::Q4_1 => dot32::<Q4_1>,
-        Format::Q5_0 => dot32::<Q5_0>,
-        Format::Q5_1 => dot32::<Q5_1>,
-        _ => dot32::<Q8_0>,
+        Format::Q4_0 => (dot32::<Q4_0>, dot32x4::<Q4_0>),
+        Format::Q4_1 => (dot32::<Q4_1>, dot32x4::<Q4_1>),
+        Format::Q5_0 => (dot32::<Q5_0>, dot32x4::<Q5_0>),
+        Format::Q5_1 => (dot32::<Q5_1>, dot32x4::<Q5_1>),
+        _ => (dot32::<Q8_0>, dot32x4::<Q8_0>),
     }
 }
 
@@ -118,51 +121,85 @@ pub(crate) fn dot256_kernel(f: Format) -> Dot256 {
     }
 }
 
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot32<const F: u8>(row: &[u8], a: Act32<'_>) -> f32 {
-    let bytes = match F {
+const fn format32(f: u8) -> Format {
+    match f {
         Q4_0 => Format::Q4_0,
         Q4_1 => Format::Q4_1,
         Q5_0 => Format::Q5_0,
         Q5_1 => Format::Q5_1,
         _ => Format::Q8_0,
     }
-    .block_bytes();
+}
+
+/// One block `b` against the activations `qa`: the eight 32-bit partial sums and the block's
+/// scale and min (0 for the formats without one).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn block32<const F: u8>(b: &[u8], qa: __m256i) -> (__m256i, f32, f32) {
+    let d = f16(b, 0);
+    match F {
+        Q4_0 => {
+            let w = _mm256_sub_epi8(nibbles16(&b[2..]), _mm256_set1_epi8(8));
+            (dot_i8(w, qa), d, 0.0)
+        }
+        Q4_1 => (dot_u8(nibbles16(&b[4..]), qa), d, f16(b, 2)),
+        Q5_0 => {
+            let hb = bytes_from_bits(u32::from_le_bytes([b[2], b[3], b[4], b[5]]));
+            // A clear fifth bit means the quant is below 16: set the high nibble to make the
+            // byte (q - 16) in two's complement.
+            let w = _mm256_or_si256(
+                nibbles16(&b[6..]),
+                _mm256_andnot_si256(hb, _mm256_set1_epi8(0xf0u8 as i8)),
+            );
+            (dot_i8(w, qa), d, 0.0)
+        }
+        Q5_1 => {
+            let hb = bytes_from_bits(u32::from_le_bytes([b[4], b[5], b[6], b[7]]));
+            let w = _mm256_or_si256(
+                nibbles16(&b[8..]),
+                _mm256_and_si256(hb, _mm256_set1_epi8(0x10)),
+            );
+            (dot_u8(w, qa), d, f16(b, 2))
+        }
+        _ => (dot_i8(load(&b[2..]), qa), d, 0.0),
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot32<const F: u8>(row: &[u8], a: Act32<'_>) -> f32 {
+    let bytes = format32(F).block_bytes();
     let mut acc = _mm256_setzero_ps();
     let mut mins = 0f32;
     for (i, b) in row.chunks_exact(bytes).enumerate() {
-        let qa = load_i8(&a.q[32 * i..]);
-        let d = f16(b, 0) * a.d[i];
-        let sums = match F {
-            Q4_0 => dot_i8(_mm256_sub_epi8(nibbles16(&b[2..]), _mm256_set1_epi8(8)), qa),
-            Q4_1 => {
-                mins += f16(b, 2) * a.s[i];
-                dot_u8(nibbles16(&b[4..]), qa)
-            }
-            Q5_0 => {
-                let hb = bytes_from_bits(u32::from_le_bytes([b[2], b[3], b[4], b[5]]));
-                // A clear fifth bit means the quant is below 16: set the high nibble to
-                // make the byte (q - 16) in two's complement.
-                let w = _mm256_or_si256(
-                    nibbles16(&b[6..]),
-                    _mm256_andnot_si256(hb, _mm256_set1_epi8(0xf0u8 as i8)),
-                );
-                dot_i8(w, qa)
-            }
-            Q5_1 => {
-                mins += f16(b, 2) * a.s[i];
-                let hb = bytes_from_bits(u32::from_le_bytes([b[4], b[5], b[6], b[7]]));
-                let w = _mm256_or_si256(
-                    nibbles16(&b[8..]),
-                    _mm256_and_si256(hb, _mm256_set1_epi8(0x10)),
-                );
-                dot_u8(w, qa)
-            }
-            _ => dot_i8(load(&b[2..]), qa),
-        };
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sums), acc);
+        let (sums, d, m) = block32::<F>(b, load_i8(&a.q[32 * i..]));
+        mins += m * a.s[i];
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * a.d[i]), _mm256_cvtepi32_ps(sums), acc);
     }
     hsum_f32(acc) + mins
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot32x4<const F: u8>(rows: [&[u8]; 4], a: Act32<'_>) -> [f32; 4] {
+    let bytes = format32(F).block_bytes();
+    let blocks = a.d.len();
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut mins = [0f32; 4];
+    // The caller passes four adjacent rows of a matrix; the rows two groups on are fetched
+    // into cache while these are computed (prefetching never faults, even past the end).
+    let ahead = rows[0].as_ptr().wrapping_add(2 * 4 * rows[0].len());
+    for i in 0..blocks {
+        let at = ahead.wrapping_add(4 * bytes * i);
+        _mm_prefetch::<_MM_HINT_T0>(at.cast());
+        _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(64).cast());
+        let qa = load_i8(&a.q[32 * i..]);
+        let (da, sa) = (a.d[i], a.s[i]);
+        for r in 0..4 {
+            let (sums, d, m) = block32::<F>(&rows[r][bytes * i..bytes * (i + 1)], qa);
+            mins[r] += m * sa;
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * da), _mm256_cvtepi32_ps(sums), acc[r]);
+        }
+    }
+    std::array::from_fn(|r| hsum_f32(acc[r]) + mins[r])
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]

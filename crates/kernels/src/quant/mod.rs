@@ -182,53 +182,87 @@ impl QMatrix {
             #[cfg(target_arch = "x86_64")]
             Kernels::Avx2 if f.is_k() => {
                 let dot = avx2::dot256_kernel(f);
+                let one = |r: &[u8], a| unsafe { dot(r, a) };
                 // SAFETY: `Kernels::Avx2` is only chosen where the CPU has AVX2, FMA and
                 // F16C; `new` and the checks above make every row and input `cols` long.
-                self.run(x, out, |t| x.row256(t), |r, a| unsafe { dot(r, a) });
+                self.run(x, out, |t| x.row256(t), one, |r, a| r.map(|r| one(r, a)));
             }
             #[cfg(target_arch = "x86_64")]
             Kernels::Avx2 => {
-                let dot = avx2::dot32_kernel(f);
+                let (one, four) = avx2::dot32_kernels(f);
                 // SAFETY: as above.
-                self.run(x, out, |t| x.row32(t), |r, a| unsafe { dot(r, a) });
+                self.run(
+                    x,
+                    out,
+                    |t| x.row32(t),
+                    |r, a| unsafe { one(r, a) },
+                    |r, a| unsafe { four(r, a) },
+                );
             }
-            _ if f.is_k() => self.run(x, out, |t| x.row256(t), |r, a| format::dot256(f, r, a)),
-            _ => self.run(x, out, |t| x.row32(t), |r, a| format::dot32(f, r, a)),
+            _ if f.is_k() => {
+                let one = |r: &[u8], a| format::dot256(f, r, a);
+                self.run(x, out, |t| x.row256(t), one, |r, a| r.map(|r| one(r, a)));
+            }
+            _ => {
+                let one = |r: &[u8], a| format::dot32(f, r, a);
+                self.run(x, out, |t| x.row32(t), one, |r, a| r.map(|r| one(r, a)));
+            }
         }
         Ok(())
     }
 
     /// Splits the weight rows into bands over the pool; a band meets every input row in turn
-    /// while its weights stay in cache.
+    /// while its weights stay in cache, four weight rows at a time.
     fn run<A: Copy + Sync>(
         &self,
         x: &QInput,
         out: &mut [f32],
         act: impl Fn(usize) -> A + Sync,
-        dot: impl Fn(&[u8], A) -> f32 + Sync,
+        one: impl Fn(&[u8], A) -> f32 + Sync,
+        four: impl Fn([&[u8]; 4], A) -> [f32; 4] + Sync,
     ) {
         let (t_rows, n) = (x.rows(), self.rows);
         let cost = t_rows * self.row_bytes;
+        // `band(j0, a, outs)`: rows j0.. against one input row, results to `outs[dj * step]`.
+        let band = |j0: usize, a: A, outs: &mut [f32], step: usize| {
+            let rows = outs.len().div_ceil(step);
+            let mut dj = 0;
+            while dj + 4 <= rows {
+                let j = j0 + dj;
+                let r = four(
+                    [
+                        self.row(j),
+                        self.row(j + 1),
+                        self.row(j + 2),
+                        self.row(j + 3),
+                    ],
+                    a,
+                );
+                for (k, v) in r.into_iter().enumerate() {
+                    outs[(dj + k) * step] = v;
+                }
+                dj += 4;
+            }
+            for dj in dj..rows {
+                outs[dj * step] = one(self.row(j0 + dj), a);
+            }
+        };
         if t_rows == 1 {
             let a = act(0);
-            let chunk = chunk_len(n, 1, cost, 1 << 14);
-            for_chunks(out, chunk, |first, band| {
-                for (dj, o) in band.iter_mut().enumerate() {
-                    *o = dot(self.row(first + dj), a);
-                }
-            });
+            // One task per thread: a token's worth of work is small enough that more tasks
+            // cost more in scheduling than they gain in balance.
+            let threads = rayon::current_num_threads().max(1);
+            let chunk =
+                chunk_len(n.div_ceil(4), 4, 4 * cost, 1 << 14).max(n.div_ceil(4 * threads) * 4);
+            for_chunks(out, chunk, |first, outs| band(first, a, outs, 1));
             return;
         }
         // Output-major ([n, t_rows]) so each task owns a contiguous band of weight rows.
         let mut out_t = vec![0f32; n * t_rows];
-        let chunk = chunk_len(n, t_rows, cost, 1 << 14);
-        for_chunks(&mut out_t, chunk, |first, band| {
-            let j0 = first / t_rows;
+        let chunk = chunk_len(n.div_ceil(4), 4 * t_rows, 4 * cost, 1 << 14);
+        for_chunks(&mut out_t, chunk, |first, outs| {
             for t in 0..t_rows {
-                let a = act(t);
-                for (dj, outs) in band.chunks_mut(t_rows).enumerate() {
-                    outs[t] = dot(self.row(j0 + dj), a);
-                }
+                band(first / t_rows, act(t), &mut outs[t..], t_rows);
             }
         });
         for (j, col) in out_t.chunks_exact(t_rows).enumerate() {

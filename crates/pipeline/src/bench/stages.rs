@@ -16,6 +16,8 @@ use std::time::Instant;
 pub struct LlmBench {
     pub model: String,
     pub arch: String,
+    /// "percept" (its own CPU decoder) or "candle".
+    pub engine: String,
     pub converted_to_q8_0: usize,
     pub prompt_tokens: usize,
     pub gen_tokens: usize,
@@ -67,6 +69,7 @@ pub fn llm(
     Ok(LlmBench {
         model: engine.path.display().to_string(),
         arch: engine.model.arch.clone(),
+        engine: engine.model.engine.to_string(),
         converted_to_q8_0: engine.model.converted_tensors,
         prompt_tokens,
         gen_tokens,
