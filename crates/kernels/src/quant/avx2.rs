@@ -80,19 +80,21 @@ unsafe fn dot_u8(w: __m256i, a: __m256i) -> __m256i {
     _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), _mm256_set1_epi16(1))
 }
 
-/// The same for signed `w` (|w| <= 127 or -128 with `a` != -128), by moving its sign to `a`.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_i8(w: __m256i, a: __m256i) -> __m256i {
-    dot_u8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w))
-}
-
-/// A dot product of one weight row with one activation row, for one format.
-pub(crate) type Dot32 = unsafe fn(&[u8], Act32<'_>) -> f32;
-/// The same for four weight rows at once: the activations are loaded once for all four, and
-/// the four sums are independent chains.
-pub(crate) type Dot32x4 = unsafe fn([&[u8]; 4], Act32<'_>) -> [f32; 4];
+/// Dot products of `R` weight rows with `T` activation rows, for one format: each block of
+/// weights is widened once and meets every activation row, and the `R x T` sums are
+/// independent chains. `R = 4, T = 1` serves decoding (one token, the activations loaded
+/// once for four rows); `R = 2, T = 4` serves prompts (the weights widened once for four
+/// tokens).
+pub(crate) type Tile32<const R: usize, const T: usize> =
+    unsafe fn([&[u8]; R], [Act32<'_>; T]) -> [[f32; T]; R];
 pub(crate) type Dot256 = unsafe fn(&[u8], Act256<'_>) -> f32;
+
+/// The three tiles the product uses, for one format.
+pub(crate) struct Tiles32 {
+    pub one: Tile32<1, 1>,
+    pub rows: Tile32<4, 1>,
+    pub tokens: Tile32<2, 4>,
+}
 
 // Formats as const parameters, so each kernel is compiled with its format's branch only.
 const Q4_0: u8 = 0;
@@ -103,13 +105,21 @@ const Q8_0: u8 = 4;
 const Q4K: u8 = 5;
 const Q5K: u8 = 6;
 
-pub(crate) fn dot32_kernels(f: Format) -> (Dot32, Dot32x4) {
+fn tiles<const F: u8>() -> Tiles32 {
+    Tiles32 {
+        one: tile32::<F, 1, 1>,
+        rows: tile32::<F, 4, 1>,
+        tokens: tile32::<F, 2, 4>,
+    }
+}
+
+pub(crate) fn tiles32(f: Format) -> Tiles32 {
     match f {
-        Format::Q4_0 => (dot32::<Q4_0>, dot32x4::<Q4_0>),
-        Format::Q4_1 => (dot32::<Q4_1>, dot32x4::<Q4_1>),
-        Format::Q5_0 => (dot32::<Q5_0>, dot32x4::<Q5_0>),
-        Format::Q5_1 => (dot32::<Q5_1>, dot32x4::<Q5_1>),
-        _ => (dot32::<Q8_0>, dot32x4::<Q8_0>),
+        Format::Q4_0 => tiles::<Q4_0>(),
+        Format::Q4_1 => tiles::<Q4_1>(),
+        Format::Q5_0 => tiles::<Q5_0>(),
+        Format::Q5_1 => tiles::<Q5_1>(),
+        _ => tiles::<Q8_0>(),
     }
 }
 
@@ -131,18 +141,22 @@ const fn format32(f: u8) -> Format {
     }
 }
 
-/// One block `b` against the activations `qa`: the eight 32-bit partial sums and the block's
-/// scale and min (0 for the formats without one).
+/// Whether the format's quants widen to signed bytes (no min) rather than unsigned ones.
+const fn signed(f: u8) -> bool {
+    matches!(f, Q4_0 | Q5_0 | Q8_0)
+}
+
+/// A block's 32 quants as bytes (signed or unsigned, see [`signed`]), its scale and min.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn block32<const F: u8>(b: &[u8], qa: __m256i) -> (__m256i, f32, f32) {
+unsafe fn widen32<const F: u8>(b: &[u8]) -> (__m256i, f32, f32) {
     let d = f16(b, 0);
     match F {
         Q4_0 => {
             let w = _mm256_sub_epi8(nibbles16(&b[2..]), _mm256_set1_epi8(8));
-            (dot_i8(w, qa), d, 0.0)
+            (w, d, 0.0)
         }
-        Q4_1 => (dot_u8(nibbles16(&b[4..]), qa), d, f16(b, 2)),
+        Q4_1 => (nibbles16(&b[4..]), d, f16(b, 2)),
         Q5_0 => {
             let hb = bytes_from_bits(u32::from_le_bytes([b[2], b[3], b[4], b[5]]));
             // A clear fifth bit means the quant is below 16: set the high nibble to make the
@@ -151,7 +165,7 @@ unsafe fn block32<const F: u8>(b: &[u8], qa: __m256i) -> (__m256i, f32, f32) {
                 nibbles16(&b[6..]),
                 _mm256_andnot_si256(hb, _mm256_set1_epi8(0xf0u8 as i8)),
             );
-            (dot_i8(w, qa), d, 0.0)
+            (w, d, 0.0)
         }
         Q5_1 => {
             let hb = bytes_from_bits(u32::from_le_bytes([b[4], b[5], b[6], b[7]]));
@@ -159,47 +173,50 @@ unsafe fn block32<const F: u8>(b: &[u8], qa: __m256i) -> (__m256i, f32, f32) {
                 nibbles16(&b[8..]),
                 _mm256_and_si256(hb, _mm256_set1_epi8(0x10)),
             );
-            (dot_u8(w, qa), d, f16(b, 2))
+            (w, d, f16(b, 2))
         }
-        _ => (dot_i8(load(&b[2..]), qa), d, 0.0),
+        _ => (load(&b[2..]), d, 0.0),
     }
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot32<const F: u8>(row: &[u8], a: Act32<'_>) -> f32 {
+unsafe fn tile32<const F: u8, const R: usize, const T: usize>(
+    rows: [&[u8]; R],
+    acts: [Act32<'_>; T],
+) -> [[f32; T]; R] {
     let bytes = format32(F).block_bytes();
-    let mut acc = _mm256_setzero_ps();
-    let mut mins = 0f32;
-    for (i, b) in row.chunks_exact(bytes).enumerate() {
-        let (sums, d, m) = block32::<F>(b, load_i8(&a.q[32 * i..]));
-        mins += m * a.s[i];
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * a.d[i]), _mm256_cvtepi32_ps(sums), acc);
-    }
-    hsum_f32(acc) + mins
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot32x4<const F: u8>(rows: [&[u8]; 4], a: Act32<'_>) -> [f32; 4] {
-    let bytes = format32(F).block_bytes();
-    let blocks = a.d.len();
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let mut mins = [0f32; 4];
-    // The caller passes four adjacent rows of a matrix; the rows two groups on are fetched
-    // into cache while these are computed (prefetching never faults, even past the end).
-    let ahead = rows[0].as_ptr().wrapping_add(2 * 4 * rows[0].len());
+    let blocks = acts[0].d.len();
+    let mut acc = [[_mm256_setzero_ps(); T]; R];
+    let mut mins = [[0f32; T]; R];
+    // The caller passes adjacent rows of a matrix; the rows two groups on are fetched into
+    // cache while these are computed (prefetching never faults, even past the end).
+    let ahead = rows[0].as_ptr().wrapping_add(2 * R * rows[0].len());
     for i in 0..blocks {
-        let at = ahead.wrapping_add(4 * bytes * i);
+        let at = ahead.wrapping_add(R * bytes * i);
         _mm_prefetch::<_MM_HINT_T0>(at.cast());
         _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(64).cast());
-        let qa = load_i8(&a.q[32 * i..]);
-        let (da, sa) = (a.d[i], a.s[i]);
-        for r in 0..4 {
-            let (sums, d, m) = block32::<F>(&rows[r][bytes * i..bytes * (i + 1)], qa);
-            mins[r] += m * sa;
-            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * da), _mm256_cvtepi32_ps(sums), acc[r]);
+        let qa: [__m256i; T] = std::array::from_fn(|t| load_i8(&acts[t].q[32 * i..]));
+        for r in 0..R {
+            let (w, d, m) = widen32::<F>(&rows[r][bytes * i..bytes * (i + 1)]);
+            // Signed weights move their sign onto the activations: maddubs multiplies
+            // unsigned by signed bytes.
+            let aw = if signed(F) { _mm256_sign_epi8(w, w) } else { w };
+            for t in 0..T {
+                let y = if signed(F) {
+                    _mm256_sign_epi8(qa[t], w)
+                } else {
+                    qa[t]
+                };
+                let sums = _mm256_cvtepi32_ps(dot_u8(aw, y));
+                let scale = _mm256_set1_ps(d * acts[t].d[i]);
+                acc[r][t] = _mm256_fmadd_ps(scale, sums, acc[r][t]);
+                if !signed(F) {
+                    mins[r][t] += m * acts[t].s[i];
+                }
+            }
         }
     }
-    std::array::from_fn(|r| hsum_f32(acc[r]) + mins[r])
+    std::array::from_fn(|r| std::array::from_fn(|t| hsum_f32(acc[r][t]) + mins[r][t]))
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]

@@ -182,54 +182,78 @@ impl QMatrix {
             #[cfg(target_arch = "x86_64")]
             Kernels::Avx2 if f.is_k() => {
                 let dot = avx2::dot256_kernel(f);
-                let one = |r: &[u8], a| unsafe { dot(r, a) };
                 // SAFETY: `Kernels::Avx2` is only chosen where the CPU has AVX2, FMA and
                 // F16C; `new` and the checks above make every row and input `cols` long.
-                self.run(x, out, |t| x.row256(t), one, |r, a| r.map(|r| one(r, a)));
+                let one = |r: &[u8], a| unsafe { dot(r, a) };
+                self.run(
+                    x,
+                    out,
+                    |t| x.row256(t),
+                    one,
+                    |r, a| r.map(|r| one(r, a)),
+                    |r, a| r.map(|r| a.map(|a| one(r, a))),
+                );
             }
             #[cfg(target_arch = "x86_64")]
             Kernels::Avx2 => {
-                let (one, four) = avx2::dot32_kernels(f);
+                let k = avx2::tiles32(f);
                 // SAFETY: as above.
                 self.run(
                     x,
                     out,
                     |t| x.row32(t),
-                    |r, a| unsafe { one(r, a) },
-                    |r, a| unsafe { four(r, a) },
+                    |r, a| unsafe { (k.one)([r], [a])[0][0] },
+                    |r, a| unsafe { (k.rows)(r, [a]).map(|v| v[0]) },
+                    |r, a| unsafe { (k.tokens)(r, a) },
                 );
             }
             _ if f.is_k() => {
                 let one = |r: &[u8], a| format::dot256(f, r, a);
-                self.run(x, out, |t| x.row256(t), one, |r, a| r.map(|r| one(r, a)));
+                self.run(
+                    x,
+                    out,
+                    |t| x.row256(t),
+                    one,
+                    |r, a| r.map(|r| one(r, a)),
+                    |r, a| r.map(|r| a.map(|a| one(r, a))),
+                );
             }
             _ => {
                 let one = |r: &[u8], a| format::dot32(f, r, a);
-                self.run(x, out, |t| x.row32(t), one, |r, a| r.map(|r| one(r, a)));
+                self.run(
+                    x,
+                    out,
+                    |t| x.row32(t),
+                    one,
+                    |r, a| r.map(|r| one(r, a)),
+                    |r, a| r.map(|r| a.map(|a| one(r, a))),
+                );
             }
         }
         Ok(())
     }
 
-    /// Splits the weight rows into bands over the pool; a band meets every input row in turn
-    /// while its weights stay in cache, four weight rows at a time.
+    /// Splits the weight rows into bands over the pool. One input row meets four weight rows
+    /// at a time; more input rows meet a band's weights two rows by four inputs at a time,
+    /// while the band stays in cache.
     fn run<A: Copy + Sync>(
         &self,
         x: &QInput,
         out: &mut [f32],
         act: impl Fn(usize) -> A + Sync,
         one: impl Fn(&[u8], A) -> f32 + Sync,
-        four: impl Fn([&[u8]; 4], A) -> [f32; 4] + Sync,
+        rows4: impl Fn([&[u8]; 4], A) -> [f32; 4] + Sync,
+        tokens4: impl Fn([&[u8]; 2], [A; 4]) -> [[f32; 4]; 2] + Sync,
     ) {
         let (t_rows, n) = (x.rows(), self.rows);
         let cost = t_rows * self.row_bytes;
-        // `band(j0, a, outs)`: rows j0.. against one input row, results to `outs[dj * step]`.
-        let band = |j0: usize, a: A, outs: &mut [f32], step: usize| {
+        // Rows j0.. against input row `a`, results to `outs[dj * step]`.
+        let by_rows = |j0: usize, a: A, outs: &mut [f32], step: usize| {
             let rows = outs.len().div_ceil(step);
             let mut dj = 0;
             while dj + 4 <= rows {
                 let j = j0 + dj;
-                let r = four(
+                let r = rows4(
                     [
                         self.row(j),
                         self.row(j + 1),
@@ -254,15 +278,34 @@ impl QMatrix {
             let threads = rayon::current_num_threads().max(1);
             let chunk =
                 chunk_len(n.div_ceil(4), 4, 4 * cost, 1 << 14).max(n.div_ceil(4 * threads) * 4);
-            for_chunks(out, chunk, |first, outs| band(first, a, outs, 1));
+            for_chunks(out, chunk, |first, outs| by_rows(first, a, outs, 1));
             return;
         }
         // Output-major ([n, t_rows]) so each task owns a contiguous band of weight rows.
         let mut out_t = vec![0f32; n * t_rows];
         let chunk = chunk_len(n.div_ceil(4), 4 * t_rows, 4 * cost, 1 << 14);
         for_chunks(&mut out_t, chunk, |first, outs| {
-            for t in 0..t_rows {
-                band(first / t_rows, act(t), &mut outs[t..], t_rows);
+            let (j0, rows) = (first / t_rows, outs.len() / t_rows);
+            let mut t = 0;
+            while t + 4 <= t_rows {
+                let acts = [act(t), act(t + 1), act(t + 2), act(t + 3)];
+                let mut dj = 0;
+                while dj + 2 <= rows {
+                    let r = tokens4([self.row(j0 + dj), self.row(j0 + dj + 1)], acts);
+                    for (k, vs) in r.iter().enumerate() {
+                        outs[(dj + k) * t_rows + t..][..4].copy_from_slice(vs);
+                    }
+                    dj += 2;
+                }
+                for dj in dj..rows {
+                    for (k, &a) in acts.iter().enumerate() {
+                        outs[dj * t_rows + t + k] = one(self.row(j0 + dj), a);
+                    }
+                }
+                t += 4;
+            }
+            for t in t..t_rows {
+                by_rows(j0, act(t), &mut outs[t..], t_rows);
             }
         });
         for (j, col) in out_t.chunks_exact(t_rows).enumerate() {

@@ -144,7 +144,7 @@ fn simd_matches_scalar_on_every_bit_pattern_and_odd_shapes() {
         for (rows, blocks) in [(1, 1), (7, 3), (33, 5), (2, 1)] {
             let cols = blocks * f.block_len();
             let m = random_matrix(f, rows, cols, &mut rng);
-            for t_rows in [1, 2, 5] {
+            for t_rows in [1, 2, 5, 9] {
                 // Values up to 50 in size, and a row of zeros.
                 let mut x: Vec<f32> = rng.values(t_rows * cols).iter().map(|v| v * 50.0).collect();
                 x[..cols].fill(0.0);
