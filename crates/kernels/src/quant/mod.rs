@@ -154,27 +154,44 @@ impl QMatrix {
 
     /// `out[t][j] = x[t] . W[j]` for every input row `t`: `out` is `x.rows() x self.rows()`.
     pub fn matmul(&self, x: &QInput, out: &mut [f32]) -> Result<(), QuantError> {
-        self.matmul_with(kernels(), x, out)
+        self.matmul_with(kernels(), x, out, None)
     }
 
-    pub(crate) fn matmul_with(
-        &self,
-        k: Kernels,
-        x: &QInput,
-        out: &mut [f32],
-    ) -> Result<(), QuantError> {
+    fn check(&self, x: &QInput, out_len: usize) -> Result<(), QuantError> {
         if x.k() != self.cols {
             return Err(QuantError::Input {
                 got: x.k(),
                 cols: self.cols,
             });
         }
-        let (t_rows, n) = (x.rows(), self.rows);
-        if out.len() != t_rows * n {
+        let expected = x.rows() * self.rows;
+        if out_len != expected {
             return Err(QuantError::Output {
-                got: out.len(),
-                expected: t_rows * n,
+                got: out_len,
+                expected,
             });
+        }
+        Ok(())
+    }
+
+    /// The full product, or with `band = Some(first)` (one input row only) the rows
+    /// `first..first + out.len()` on this thread.
+    pub(crate) fn matmul_with(
+        &self,
+        k: Kernels,
+        x: &QInput,
+        out: &mut [f32],
+        band: Option<usize>,
+    ) -> Result<(), QuantError> {
+        match band {
+            None => self.check(x, out.len())?,
+            Some(first) if x.rows() != 1 || first + out.len() > self.rows => {
+                return Err(QuantError::Output {
+                    got: first + out.len(),
+                    expected: self.rows,
+                })
+            }
+            Some(_) => {}
         }
         x.prepare(self.format.is_k());
         let f = self.format;
@@ -188,6 +205,7 @@ impl QMatrix {
                 self.run(
                     x,
                     out,
+                    band,
                     |t| x.row256(t),
                     one,
                     |r, a| r.map(|r| one(r, a)),
@@ -201,6 +219,7 @@ impl QMatrix {
                 self.run(
                     x,
                     out,
+                    band,
                     |t| x.row32(t),
                     |r, a| unsafe { (k.one)([r], [a])[0][0] },
                     |r, a| unsafe { (k.rows)(r, [a]).map(|v| v[0]) },
@@ -212,6 +231,7 @@ impl QMatrix {
                 self.run(
                     x,
                     out,
+                    band,
                     |t| x.row256(t),
                     one,
                     |r, a| r.map(|r| one(r, a)),
@@ -223,6 +243,7 @@ impl QMatrix {
                 self.run(
                     x,
                     out,
+                    band,
                     |t| x.row32(t),
                     one,
                     |r, a| r.map(|r| one(r, a)),
@@ -236,10 +257,12 @@ impl QMatrix {
     /// Splits the weight rows into bands over the pool. One input row meets four weight rows
     /// at a time; more input rows meet a band's weights two rows by four inputs at a time,
     /// while the band stays in cache.
+    #[allow(clippy::too_many_arguments)]
     fn run<A: Copy + Sync>(
         &self,
         x: &QInput,
         out: &mut [f32],
+        band: Option<usize>,
         act: impl Fn(usize) -> A + Sync,
         one: impl Fn(&[u8], A) -> f32 + Sync,
         rows4: impl Fn([&[u8]; 4], A) -> [f32; 4] + Sync,
@@ -271,6 +294,10 @@ impl QMatrix {
                 outs[dj * step] = one(self.row(j0 + dj), a);
             }
         };
+        if let Some(first) = band {
+            by_rows(first, act(0), out, 1);
+            return;
+        }
         if t_rows == 1 {
             let a = act(0);
             // One task per thread: a token's worth of work is small enough that more tasks
@@ -314,6 +341,34 @@ impl QMatrix {
             }
         }
     }
+}
+
+/// Several matrices' products with the same input (a layer's Q, K and V, or its gate and
+/// up projections). One token's products run as one parallel pass over all the matrices'
+/// rows instead of one pass per matrix: a pass costs tens of microseconds in thread wake-ups,
+/// about as much as a small matrix's product.
+pub fn matmul_many(x: &QInput, products: &mut [(&QMatrix, &mut [f32])]) -> Result<(), QuantError> {
+    let k = kernels();
+    if x.rows() != 1 {
+        for (m, out) in products.iter_mut() {
+            m.matmul_with(k, x, out, None)?;
+        }
+        return Ok(());
+    }
+    let threads = rayon::current_num_threads().max(1);
+    let mut tasks: Vec<(&QMatrix, usize, &mut [f32])> = Vec::new();
+    for (m, out) in products.iter_mut() {
+        m.check(x, out.len())?;
+        x.prepare(m.format.is_k());
+        let chunk = m.rows.div_ceil(4 * threads).max(1) * 4;
+        for (i, band) in out.chunks_mut(chunk).enumerate() {
+            tasks.push((*m, i * chunk, band));
+        }
+    }
+    use rayon::prelude::*;
+    tasks
+        .par_iter_mut()
+        .try_for_each(|(m, first, out)| crate::simd::run(|| m.matmul_with(k, x, out, Some(*first))))
 }
 
 #[cfg(test)]

@@ -104,7 +104,8 @@ fn products_match_candles_quantised_matmul() {
             let want = want.to_vec1::<f32>().unwrap();
             for k in [Kernels::Scalar, kernels()] {
                 let mut got = vec![0f32; t_rows * 37];
-                m.matmul_with(k, &QInput::new(&x, 768), &mut got).unwrap();
+                m.matmul_with(k, &QInput::new(&x, 768), &mut got, None)
+                    .unwrap();
                 close(&got, &want, 2e-3, &format!("{f:?} {k:?} x{t_rows}"));
             }
         }
@@ -118,7 +119,7 @@ fn products_track_the_float_product() {
         let (m, _) = candle_matrix(f, 5, 512, &mut rng);
         let x = rng.values(512);
         let mut got = vec![0f32; 5];
-        m.matmul_with(Kernels::Scalar, &QInput::new(&x, 512), &mut got)
+        m.matmul_with(Kernels::Scalar, &QInput::new(&x, 512), &mut got, None)
             .unwrap();
         let mut w = vec![0f32; 512];
         for (r, g) in got.iter().enumerate() {
@@ -150,11 +151,36 @@ fn simd_matches_scalar_on_every_bit_pattern_and_odd_shapes() {
                 x[..cols].fill(0.0);
                 let input = QInput::new(&x, cols);
                 let (mut a, mut b) = (vec![0f32; t_rows * rows], vec![0f32; t_rows * rows]);
-                m.matmul_with(Kernels::Scalar, &input, &mut a).unwrap();
-                m.matmul_with(kernels(), &input, &mut b).unwrap();
+                m.matmul_with(Kernels::Scalar, &input, &mut a, None)
+                    .unwrap();
+                m.matmul_with(kernels(), &input, &mut b, None).unwrap();
                 close(&b, &a, 1e-5, &format!("{f:?} {rows}x{cols} x{t_rows}"));
                 assert!(a[..rows].iter().all(|&v| v == 0.0));
             }
+        }
+    }
+}
+
+#[test]
+fn many_products_match_one_at_a_time() {
+    let mut rng = Rng(9);
+    let mats: Vec<QMatrix> = [(Format::Q4_1, 37), (Format::Q4K, 8), (Format::Q8_0, 129)]
+        .iter()
+        .map(|&(f, rows)| random_matrix(f, rows, 512, &mut rng))
+        .collect();
+    for t_rows in [1, 3] {
+        let input = QInput::new(&rng.values(t_rows * 512), 512);
+        let mut outs: Vec<Vec<f32>> = mats.iter().map(|m| vec![0.0; t_rows * m.rows()]).collect();
+        let mut pairs: Vec<(&QMatrix, &mut [f32])> = mats
+            .iter()
+            .zip(outs.iter_mut())
+            .map(|(m, o)| (m, o.as_mut_slice()))
+            .collect();
+        matmul_many(&input, &mut pairs).unwrap();
+        for (m, got) in mats.iter().zip(&outs) {
+            let mut want = vec![0f32; got.len()];
+            m.matmul(&input, &mut want).unwrap();
+            assert_eq!(got, &want, "{:?} x{t_rows}", m.format());
         }
     }
 }

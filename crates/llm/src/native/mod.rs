@@ -9,7 +9,7 @@ mod load;
 use crate::error::{LlmError, Result};
 use crate::gguf::GgufFile;
 use load::{Config, Weights};
-use percept_kernels::quant::{QInput, QMatrix, QuantError};
+use percept_kernels::quant::{matmul_many, QInput, QMatrix, QuantError};
 use percept_kernels::rows::{causal_attention, rms_norm, silu_mul, Heads, Rope};
 
 pub(crate) use load::unsupported;
@@ -47,6 +47,20 @@ fn kernel_error(e: QuantError) -> LlmError {
 fn project(w: &QMatrix, input: &QInput, out: &mut Vec<f32>) -> Result<()> {
     out.resize(input.rows() * w.rows(), 0.0);
     w.matmul(input, out).map_err(kernel_error)
+}
+
+/// Several projections of the same input, in one parallel pass for one token.
+fn project_all<const N: usize>(
+    ws: [&QMatrix; N],
+    input: &QInput,
+    outs: [&mut Vec<f32>; N],
+) -> Result<()> {
+    let mut pairs: Vec<(&QMatrix, &mut [f32])> = Vec::with_capacity(N);
+    for (w, out) in ws.into_iter().zip(outs) {
+        out.resize(input.rows() * w.rows(), 0.0);
+        pairs.push((w, out.as_mut_slice()));
+    }
+    matmul_many(input, &mut pairs).map_err(kernel_error)
 }
 
 fn add_rows(x: &mut [f32], bias: &[f32]) {
@@ -122,9 +136,7 @@ impl Decoder {
             s.h.resize(t * d, 0.0);
             rms_norm(&s.x, &l.attn_norm, c.eps, &mut s.h);
             s.input.set(&s.h, d);
-            project(&l.wq, &s.input, &mut s.q)?;
-            project(&l.wk, &s.input, &mut s.k)?;
-            project(&l.wv, &s.input, &mut s.v)?;
+            project_all([&l.wq, &l.wk, &l.wv], &s.input, [&mut s.q, &mut s.k, &mut s.v])?;
             if let Some([bq, bk, bv]) = &l.bias {
                 add_rows(&mut s.q, bq);
                 add_rows(&mut s.k, bk);
@@ -145,8 +157,7 @@ impl Decoder {
 
             rms_norm(&s.x, &l.ffn_norm, c.eps, &mut s.h);
             s.input.set(&s.h, d);
-            project(&l.gate, &s.input, &mut s.gate)?;
-            project(&l.up, &s.input, &mut s.up)?;
+            project_all([&l.gate, &l.up], &s.input, [&mut s.gate, &mut s.up])?;
             silu_mul(&mut s.gate, &s.up);
             s.input.set(&s.gate, c.ffn);
             project(&l.down, &s.input, &mut s.o)?;
