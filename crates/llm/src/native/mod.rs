@@ -102,6 +102,13 @@ impl Decoder {
     /// Feeds `tokens` at positions `pos..` (forgetting anything cached at or after `pos`)
     /// and returns the logits after the last one.
     pub(crate) fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>> {
+        // The pass runs on one of the pool's threads, so that each parallel step inside it
+        // starts with that thread working and one other to wake, not all of them while the
+        // caller's thread sleeps (it costs about a tenth of a small model's decoding time).
+        rayon::scope(|_| self.forward_in_pool(tokens, pos))
+    }
+
+    fn forward_in_pool(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>> {
         let (c, w, s) = (&self.c, &self.w, &mut self.s);
         let filled = self
             .keys
