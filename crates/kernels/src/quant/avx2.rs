@@ -87,7 +87,16 @@ unsafe fn dot_u8(w: __m256i, a: __m256i) -> __m256i {
 /// tokens).
 pub(crate) type Tile32<const R: usize, const T: usize> =
     unsafe fn([&[u8]; R], [Act32<'_>; T]) -> [[f32; T]; R];
-pub(crate) type Dot256 = unsafe fn(&[u8], Act256<'_>) -> f32;
+pub(crate) type Tile256<const R: usize, const T: usize> =
+    unsafe fn([&[u8]; R], [Act256<'_>; T]) -> [[f32; T]; R];
+
+/// The tiles of a k-quant format: one row, four rows by one token, one row by four tokens
+/// (a block's scales are decoded once for four tokens).
+pub(crate) struct Tiles256 {
+    pub one: Tile256<1, 1>,
+    pub rows: Tile256<4, 1>,
+    pub tokens: Tile256<1, 4>,
+}
 
 /// The three tiles the product uses, for one format.
 pub(crate) struct Tiles32 {
@@ -104,6 +113,7 @@ const Q5_1: u8 = 3;
 const Q8_0: u8 = 4;
 const Q4K: u8 = 5;
 const Q5K: u8 = 6;
+const Q6K: u8 = 7;
 
 fn tiles<const F: u8>() -> Tiles32 {
     Tiles32 {
@@ -123,11 +133,19 @@ pub(crate) fn tiles32(f: Format) -> Tiles32 {
     }
 }
 
-pub(crate) fn dot256_kernel(f: Format) -> Dot256 {
+fn tiles_k<const F: u8>() -> Tiles256 {
+    Tiles256 {
+        one: tile256::<F, 1, 1>,
+        rows: tile256::<F, 4, 1>,
+        tokens: tile256::<F, 1, 4>,
+    }
+}
+
+pub(crate) fn tiles256(f: Format) -> Tiles256 {
     match f {
-        Format::Q4K => dot_k45::<Q4K>,
-        Format::Q5K => dot_k45::<Q5K>,
-        _ => dot_q6k,
+        Format::Q4K => tiles_k::<Q4K>(),
+        Format::Q5K => tiles_k::<Q5K>(),
+        _ => tiles_k::<Q6K>(),
     }
 }
 
@@ -220,92 +238,149 @@ unsafe fn tile32<const F: u8, const R: usize, const T: usize>(
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_k45<const F: u8>(row: &[u8], a: Act256<'_>) -> f32 {
-    let f = if F == Q5K { Format::Q5K } else { Format::Q4K };
-    let low = _mm256_set1_epi8(0x0f);
-    let one = _mm256_set1_epi8(1);
-    let mut acc = _mm256_setzero_ps();
-    let mut mins = 0f32;
-    for (i, b) in row.chunks_exact(f.block_bytes()).enumerate() {
-        let qa = &a.q[256 * i..256 * (i + 1)];
-        let bsums = &a.bsums[16 * i..16 * (i + 1)];
-        let (qh, qs) = if f == Format::Q5K {
-            (Some(load(&b[16..48])), &b[48..176])
-        } else {
-            (None, &b[16..144])
-        };
-        let mut m_sum = 0i32;
-        let mut sumi = _mm256_setzero_si256();
-        for c in 0..4 {
-            let (sc1, m1) = scale_min_k4(2 * c, &b[4..16]);
-            let (sc2, m2) = scale_min_k4(2 * c + 1, &b[4..16]);
-            m_sum += m1 as i32 * (bsums[4 * c] as i32 + bsums[4 * c + 1] as i32);
-            m_sum += m2 as i32 * (bsums[4 * c + 2] as i32 + bsums[4 * c + 3] as i32);
-            let q4 = load(&qs[32 * c..]);
-            let mut lo = _mm256_and_si256(q4, low);
-            let mut hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), low);
-            if let Some(h) = qh {
-                let shift = _mm_cvtsi32_si128(2 * c as i32);
-                let bit_lo = _mm256_and_si256(_mm256_srl_epi16(h, shift), one);
-                let shift = _mm_cvtsi32_si128(2 * c as i32 + 1);
-                let bit_hi = _mm256_and_si256(_mm256_srl_epi16(h, shift), one);
-                lo = _mm256_or_si256(lo, _mm256_slli_epi16(bit_lo, 4));
-                hi = _mm256_or_si256(hi, _mm256_slli_epi16(bit_hi, 4));
-            }
-            let p_lo = _mm256_maddubs_epi16(lo, load_i8(&qa[64 * c..]));
-            let p_hi = _mm256_maddubs_epi16(hi, load_i8(&qa[64 * c + 32..]));
-            let p_lo = _mm256_madd_epi16(p_lo, _mm256_set1_epi16(sc1 as i16));
-            let p_hi = _mm256_madd_epi16(p_hi, _mm256_set1_epi16(sc2 as i16));
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p_lo, p_hi));
-        }
-        let d = f16(b, 0) * a.d[i];
-        mins += f16(b, 2) * a.d[i] * m_sum as f32;
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+unsafe fn tile256<const F: u8, const R: usize, const T: usize>(
+    rows: [&[u8]; R],
+    acts: [Act256<'_>; T],
+) -> [[f32; T]; R] {
+    let bytes = if F == Q5K {
+        Format::Q5K
+    } else if F == Q6K {
+        Format::Q6K
+    } else {
+        Format::Q4K
     }
-    hsum_f32(acc) - mins
+    .block_bytes();
+    let blocks = acts[0].d.len();
+    let mut acc = [[_mm256_setzero_ps(); T]; R];
+    let mut offsets = [[0f32; T]; R];
+    let ahead = rows[0].as_ptr().wrapping_add(2 * R * rows[0].len());
+    for i in 0..blocks {
+        for r in 0..R {
+            let at = ahead.wrapping_add((R * i + r) * bytes);
+            for line in (0..bytes).step_by(64) {
+                _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(line).cast());
+            }
+            let b = &rows[r][bytes * i..bytes * (i + 1)];
+            let (sums, scale, offset) = if F == Q6K {
+                block_q6k::<T>(b, i, &acts)
+            } else {
+                block_k45::<F, T>(b, i, &acts)
+            };
+            for t in 0..T {
+                let d = _mm256_set1_ps(scale * acts[t].d[i]);
+                acc[r][t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sums[t]), acc[r][t]);
+                offsets[r][t] += offset[t] * acts[t].d[i];
+            }
+        }
+    }
+    std::array::from_fn(|r| std::array::from_fn(|t| hsum_f32(acc[r][t]) - offsets[r][t]))
 }
 
+/// One Q4_K/Q5_K block against block `i` of each activation row: the 32-bit sums of
+/// `scale_j * q * y` per row, the block's `d`, and per row `dmin * sum_j(min_j * sum(y_j))`
+/// (to be scaled by the activations' `d` and subtracted).
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_q6k(row: &[u8], a: Act256<'_>) -> f32 {
+unsafe fn block_k45<const F: u8, const T: usize>(
+    b: &[u8],
+    i: usize,
+    acts: &[Act256<'_>; T],
+) -> ([__m256i; T], f32, [f32; T]) {
+    let low = _mm256_set1_epi8(0x0f);
+    let one = _mm256_set1_epi8(1);
+    let sm: [(u8, u8); 8] = std::array::from_fn(|j| scale_min_k4(j, &b[4..16]));
+    let (qh, qs) = if F == Q5K {
+        (Some(load(&b[16..48])), &b[48..176])
+    } else {
+        (None, &b[16..144])
+    };
+    let mut sumi = [_mm256_setzero_si256(); T];
+    for c in 0..4 {
+        let q4 = load(&qs[32 * c..]);
+        let mut lo = _mm256_and_si256(q4, low);
+        let mut hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), low);
+        if let Some(h) = qh {
+            let bit_lo =
+                _mm256_and_si256(_mm256_srl_epi16(h, _mm_cvtsi32_si128(2 * c as i32)), one);
+            let bit_hi = _mm256_and_si256(
+                _mm256_srl_epi16(h, _mm_cvtsi32_si128(2 * c as i32 + 1)),
+                one,
+            );
+            lo = _mm256_or_si256(lo, _mm256_slli_epi16(bit_lo, 4));
+            hi = _mm256_or_si256(hi, _mm256_slli_epi16(bit_hi, 4));
+        }
+        let (s_lo, s_hi) = (
+            _mm256_set1_epi16(sm[2 * c].0 as i16),
+            _mm256_set1_epi16(sm[2 * c + 1].0 as i16),
+        );
+        for t in 0..T {
+            let qa = &acts[t].q[256 * i + 64 * c..];
+            let p_lo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, load_i8(qa)), s_lo);
+            let p_hi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, load_i8(&qa[32..])), s_hi);
+            sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(p_lo, p_hi));
+        }
+    }
+    let dmin = f16(b, 2);
+    let offsets = std::array::from_fn(|t| {
+        let bs = &acts[t].bsums[16 * i..16 * (i + 1)];
+        let m: i32 = (0..8)
+            .map(|j| sm[j].1 as i32 * (bs[2 * j] as i32 + bs[2 * j + 1] as i32))
+            .sum();
+        dmin * m as f32
+    });
+    (sumi, f16(b, 0), offsets)
+}
+
+/// One Q6_K block against block `i` of each activation row, as [`block_k45`]: the quants are
+/// taken unsigned (0..63) and their offset of 32 comes back through the sums per 16.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn block_q6k<const T: usize>(
+    b: &[u8],
+    i: usize,
+    acts: &[Act256<'_>; T],
+) -> ([__m256i; T], f32, [f32; T]) {
     let low = _mm256_set1_epi8(0x0f);
     let two_bits = _mm256_set1_epi8(3);
-    let m32 = _mm256_set1_epi8(32);
-    let mut acc = _mm256_setzero_ps();
-    for (i, b) in row.chunks_exact(Format::Q6K.block_bytes()).enumerate() {
-        let qa = &a.q[256 * i..256 * (i + 1)];
-        let mut sumi = _mm256_setzero_si256();
-        for h in 0..2 {
-            let ql = &b[64 * h..];
-            let qh = load(&b[128 + 32 * h..]);
-            let sc = &b[192 + 8 * h..];
-            let (l0, l1) = (load(ql), load(&ql[32..]));
-            let quants = [
-                _mm256_or_si256(_mm256_and_si256(l0, low), high2(qh, 0, two_bits)),
-                _mm256_or_si256(_mm256_and_si256(l1, low), high2(qh, 2, two_bits)),
-                _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16(l0, 4), low),
-                    high2(qh, 4, two_bits),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16(l1, 4), low),
-                    high2(qh, 6, two_bits),
-                ),
-            ];
-            for (v, &q) in quants.iter().enumerate() {
-                let y = load_i8(&qa[128 * h + 32 * v..]);
-                // (q - 32) * y, as q * y - 32 * y: maddubs needs the unsigned side.
-                let p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, y), _mm256_maddubs_epi16(m32, y));
-                let scales = _mm256_set_m128i(
-                    _mm_set1_epi16(sc[2 * v + 1] as i8 as i16),
-                    _mm_set1_epi16(sc[2 * v] as i8 as i16),
-                );
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scales));
+    let mut sumi = [_mm256_setzero_si256(); T];
+    for h in 0..2 {
+        let ql = &b[64 * h..];
+        let qh = load(&b[128 + 32 * h..]);
+        let sc = &b[192 + 8 * h..];
+        let (l0, l1) = (load(ql), load(&ql[32..]));
+        let quants = [
+            _mm256_or_si256(_mm256_and_si256(l0, low), high2(qh, 0, two_bits)),
+            _mm256_or_si256(_mm256_and_si256(l1, low), high2(qh, 2, two_bits)),
+            _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16(l0, 4), low),
+                high2(qh, 4, two_bits),
+            ),
+            _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16(l1, 4), low),
+                high2(qh, 6, two_bits),
+            ),
+        ];
+        for (v, &q) in quants.iter().enumerate() {
+            let scales = _mm256_set_m128i(
+                _mm_set1_epi16(sc[2 * v + 1] as i8 as i16),
+                _mm_set1_epi16(sc[2 * v] as i8 as i16),
+            );
+            for t in 0..T {
+                let y = load_i8(&acts[t].q[256 * i + 128 * h + 32 * v..]);
+                let p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), scales);
+                sumi[t] = _mm256_add_epi32(sumi[t], p);
             }
         }
-        let d = f16(b, 208) * a.d[i];
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
-    hsum_f32(acc)
+    let offsets = std::array::from_fn(|t| {
+        let bs = &acts[t].bsums[16 * i..16 * (i + 1)];
+        let m: i32 = (0..16)
+            .map(|j| b[192 + j] as i8 as i32 * bs[j] as i32)
+            .sum();
+        32.0 * m as f32
+    });
+    let d = f16(b, 208);
+    (sumi, d, offsets.map(|o: f32| o * d))
 }
 
 /// Two bits of every byte of `qh` from bit `s`, moved to bits 4 and 5.

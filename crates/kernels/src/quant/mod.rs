@@ -198,24 +198,23 @@ impl QMatrix {
         match k {
             #[cfg(target_arch = "x86_64")]
             Kernels::Avx2 if f.is_k() => {
-                let dot = avx2::dot256_kernel(f);
+                let k = avx2::tiles256(f);
                 // SAFETY: `Kernels::Avx2` is only chosen where the CPU has AVX2, FMA and
                 // F16C; `new` and the checks above make every row and input `cols` long.
-                let one = |r: &[u8], a| unsafe { dot(r, a) };
                 self.run(
                     x,
                     out,
                     band,
                     |t| x.row256(t),
-                    one,
-                    |r, a| r.map(|r| one(r, a)),
-                    |r, a| r.map(|r| a.map(|a| one(r, a))),
+                    |r, a| unsafe { (k.one)([r], [a])[0][0] },
+                    |r, a| unsafe { (k.rows)(r, [a]).map(|v| v[0]) },
+                    |r, a| unsafe { r.map(|r| (k.tokens)([r], a)[0]) },
                 );
             }
             #[cfg(target_arch = "x86_64")]
             Kernels::Avx2 => {
                 let k = avx2::tiles32(f);
-                // SAFETY: as above.
+                // SAFETY: as for the k-quants.
                 self.run(
                     x,
                     out,
