@@ -165,6 +165,10 @@ impl Default for Runtime {
     }
 }
 
+/// Whether RAYON_NUM_THREADS holds [`pin_thread_count`]'s default rather than the person's
+/// own value.
+static PINNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Sets RAYON_NUM_THREADS to candle's thread count unless it is set: candle asks for the
 /// count on every matmul and, without the variable, answers by reading /proc/cpuinfo (about
 /// 4% of a transcription's time). Call once at start, before any thread starts.
@@ -172,14 +176,18 @@ pub fn pin_thread_count() {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         let n = candle_core::utils::get_num_threads();
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+        PINNED.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
 impl Runtime {
     /// Caps the compute threads; must run before the first model loads, since candle's
-    /// thread pool reads the variable once. An explicit RAYON_NUM_THREADS wins.
+    /// thread pool reads the variable once. The person's own RAYON_NUM_THREADS wins; the
+    /// default [`pin_thread_count`] set does not.
     pub fn apply_threads(&self) {
-        if let (Some(n), None) = (self.threads, std::env::var_os("RAYON_NUM_THREADS")) {
+        let ours = std::env::var_os("RAYON_NUM_THREADS").is_none()
+            || PINNED.load(std::sync::atomic::Ordering::Relaxed);
+        if let (Some(n), true) = (self.threads, ours) {
             std::env::set_var("RAYON_NUM_THREADS", n.max(1).to_string());
         }
     }
