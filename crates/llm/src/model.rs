@@ -23,11 +23,10 @@ fn needs_conversion(dtype: GgmlDType) -> bool {
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
     pub device: Device,
-    /// Re-encode Q4_1/Q5_0/Q5_1 blocks as Q8_0 so candle's SIMD kernels run them (CPU only).
-    /// Off by default: rounding every weight a second time flips llama.cpp's greedy token at
-    /// near-ties (2 of 96 teacher-forced steps on SmolLM2 Q4_1, gaps 0.15 and 0.23; see
-    /// tests/llama_cpp_parity.rs), while the file as stored matches at every step. On, prefill
-    /// is about 1.5x faster and decode about the same.
+    /// Re-encode Q4_1/Q5_0/Q5_1 blocks as Q8_0 and run candle's model, whose SIMD kernels
+    /// cover Q8_0 (CPU only). Off by default: percept's own decoder runs the file's blocks as
+    /// stored, faster, while rounding every weight a second time flips llama.cpp's greedy
+    /// token at near-ties (2 of 96 teacher-forced steps on SmolLM2 Q4_1, gaps 0.15 and 0.23).
     pub convert_to_q8: bool,
 }
 

@@ -30,7 +30,7 @@ pub struct PipelineDef {
     pub device: Option<String>,
     #[serde(default)]
     pub devices: Devices,
-    /// Re-encode Q4_1/Q5_x blocks as Q8_0 at load (faster prefill; may flip near-ties).
+    /// Re-encode Q4_1/Q5_x blocks as Q8_0 at load and run candle's decoder (may flip near-ties).
     #[serde(default)]
     pub convert_q8: bool,
     #[serde(default)]

@@ -16,7 +16,7 @@ pub struct Args {
     /// Timed repetitions; the median is reported.
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
-    /// Re-encode Q4_1/Q5_x blocks as Q8_0 at load (faster prefill, not bit-faithful to the file).
+    /// Re-encode Q4_1/Q5_x blocks as Q8_0 at load, on candle's decoder (not bit-faithful to the file).
     #[arg(long)]
     pub convert_q8: bool,
     #[arg(long)]

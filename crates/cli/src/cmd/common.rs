@@ -120,8 +120,8 @@ pub struct LlmArgs {
     /// Stop the answer at this text (repeatable).
     #[arg(long)]
     pub stop: Vec<String>,
-    /// Re-encode Q4_1/Q5_x blocks as Q8_0 at load: faster prefill, but the extra rounding can
-    /// change greedy answers at near-ties (off: the file's own blocks, as llama.cpp runs them).
+    /// Re-encode Q4_1/Q5_x blocks as Q8_0 at load and run candle's decoder (slower than
+    /// percept's own, which runs the file's blocks as stored; kept to compare the two).
     #[arg(long)]
     pub convert_q8: bool,
 }
