@@ -143,7 +143,11 @@ impl Decoder {
             s.h.resize(t * d, 0.0);
             rms_norm(&s.x, &l.attn_norm, c.eps, &mut s.h);
             s.input.set(&s.h, d);
-            project_all([&l.wq, &l.wk, &l.wv], &s.input, [&mut s.q, &mut s.k, &mut s.v])?;
+            project_all(
+                [&l.wq, &l.wk, &l.wv],
+                &s.input,
+                [&mut s.q, &mut s.k, &mut s.v],
+            )?;
             if let Some([bq, bk, bv]) = &l.bias {
                 add_rows(&mut s.q, bq);
                 add_rows(&mut s.k, bk);
