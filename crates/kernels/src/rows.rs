@@ -106,25 +106,27 @@ pub fn causal_attention(h: Heads, q: &[f32], k: &[f32], v: &[f32], pos: usize, o
     let (d, width, kv_width) = (h.head_dim, h.heads * h.head_dim, h.kv_heads * h.head_dim);
     let group = (h.heads / h.kv_heads.max(1)).max(1);
     let scale = 1.0 / (d as f32).sqrt();
-    out.par_chunks_mut(d).enumerate().for_each(|(i, o)| {
-        crate::simd::run(|| {
-            let (t, head) = (i / h.heads, i % h.heads);
-            let qh = &q[t * width + head * d..][..d];
-            let kv_off = (head / group) * d;
-            let seen = pos + t + 1;
-            let mut scores: Vec<f32> = (0..seen)
-                .map(|s| dot(qh, &k[s * kv_width + kv_off..][..d]) * scale)
-                .collect();
-            softmax_in_place(&mut scores);
-            o.fill(0.0);
-            for (s, &p) in scores.iter().enumerate() {
-                let vs = &v[s * kv_width + kv_off..][..d];
-                for (a, &b) in o.iter_mut().zip(vs) {
-                    *a += p * b;
+    // One scores buffer per rayon task, reused for the query rows and heads it takes.
+    out.par_chunks_mut(d)
+        .enumerate()
+        .for_each_init(Vec::new, |scores: &mut Vec<f32>, (i, o)| {
+            crate::simd::run(|| {
+                let (t, head) = (i / h.heads, i % h.heads);
+                let qh = &q[t * width + head * d..][..d];
+                let kv_off = (head / group) * d;
+                let seen = pos + t + 1;
+                scores.clear();
+                scores.extend((0..seen).map(|s| dot(qh, &k[s * kv_width + kv_off..][..d]) * scale));
+                softmax_in_place(scores);
+                o.fill(0.0);
+                for (s, &p) in scores.iter().enumerate() {
+                    let vs = &v[s * kv_width + kv_off..][..d];
+                    for (a, &b) in o.iter_mut().zip(vs) {
+                        *a += p * b;
+                    }
                 }
-            }
-        })
-    });
+            })
+        });
 }
 
 #[cfg(test)]

@@ -3,9 +3,9 @@
 //! bytes into 16-bit pairs), then `madd` into 32-bit sums, one float multiply per block.
 //!
 //! Every function is `unsafe` for one reason: the CPU must have AVX2, FMA and F16C, which
-//! the caller checks once at startup (`super::dispatch`). Slices are indexed by
-//! `get_unchecked`-free loads whose bounds the caller's shape checks guarantee: a row holds
-//! whole blocks and the activations hold the same number of values.
+//! `super::kernels` checks once per process. Slices are indexed with bounds checks; the
+//! 32-byte loads past an index rely on the caller's shape checks: a row holds whole blocks and
+//! the activations hold the same number of values.
 
 #![allow(unsafe_op_in_unsafe_fn)]
 
@@ -149,13 +149,17 @@ pub(crate) fn tiles256(f: Format) -> Tiles256 {
     }
 }
 
-const fn format32(f: u8) -> Format {
+/// The format of a const code.
+const fn format(f: u8) -> Format {
     match f {
         Q4_0 => Format::Q4_0,
         Q4_1 => Format::Q4_1,
         Q5_0 => Format::Q5_0,
         Q5_1 => Format::Q5_1,
-        _ => Format::Q8_0,
+        Q8_0 => Format::Q8_0,
+        Q4K => Format::Q4K,
+        Q5K => Format::Q5K,
+        _ => Format::Q6K,
     }
 }
 
@@ -202,7 +206,7 @@ unsafe fn tile32<const F: u8, const R: usize, const T: usize>(
     rows: [&[u8]; R],
     acts: [Act32<'_>; T],
 ) -> [[f32; T]; R] {
-    let bytes = format32(F).block_bytes();
+    let bytes = format(F).block_bytes();
     let blocks = acts[0].d.len();
     let mut acc = [[_mm256_setzero_ps(); T]; R];
     let mut mins = [[0f32; T]; R];
@@ -242,14 +246,7 @@ unsafe fn tile256<const F: u8, const R: usize, const T: usize>(
     rows: [&[u8]; R],
     acts: [Act256<'_>; T],
 ) -> [[f32; T]; R] {
-    let bytes = if F == Q5K {
-        Format::Q5K
-    } else if F == Q6K {
-        Format::Q6K
-    } else {
-        Format::Q4K
-    }
-    .block_bytes();
+    let bytes = format(F).block_bytes();
     let blocks = acts[0].d.len();
     let mut acc = [[_mm256_setzero_ps(); T]; R];
     let mut offsets = [[0f32; T]; R];

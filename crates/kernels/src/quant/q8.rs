@@ -58,7 +58,8 @@ impl QInput {
         q
     }
 
-    /// Takes new values (`x.len() / k` rows), reusing the buffers.
+    /// Takes new values (`x.len() / k` rows), reusing the input buffer; the encodings are
+    /// made again on first use.
     pub fn set(&mut self, x: &[f32], k: usize) {
         self.k = k;
         self.rows = x.len().checked_div(k).unwrap_or(0);
