@@ -8,8 +8,8 @@
 #[inline]
 pub(crate) fn run<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
-    if crate::quant::kernels() == crate::quant::Kernels::Avx2 {
-        // SAFETY: `Kernels::Avx2` is only chosen where the CPU has AVX2, FMA and F16C.
+    if crate::quant::kernels().has_avx2() {
+        // SAFETY: `Kernels::Avx2` and `Avx512` are only chosen where the CPU has AVX2, FMA and F16C.
         return unsafe { avx2(f) };
     }
     f()

@@ -15,7 +15,7 @@ use std::arch::x86_64::*;
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn load(p: &[u8]) -> __m256i {
+pub(super) unsafe fn load(p: &[u8]) -> __m256i {
     debug_assert!(p.len() >= 32);
     _mm256_loadu_si256(p.as_ptr().cast())
 }
@@ -29,7 +29,7 @@ unsafe fn load_i8(p: &[i8]) -> __m256i {
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn f16(b: &[u8], at: usize) -> f32 {
+pub(super) unsafe fn f16(b: &[u8], at: usize) -> f32 {
     let bits = u16::from_le_bytes([b[at], b[at + 1]]);
     _mm_cvtss_f32(_mm_cvtph_ps(_mm_set1_epi16(bits as i16)))
 }
@@ -106,11 +106,11 @@ pub(crate) struct Tiles32 {
 }
 
 // Formats as const parameters, so each kernel is compiled with its format's branch only.
-const Q4_0: u8 = 0;
-const Q4_1: u8 = 1;
-const Q5_0: u8 = 2;
-const Q5_1: u8 = 3;
-const Q8_0: u8 = 4;
+pub(super) const Q4_0: u8 = 0;
+pub(super) const Q4_1: u8 = 1;
+pub(super) const Q5_0: u8 = 2;
+pub(super) const Q5_1: u8 = 3;
+pub(super) const Q8_0: u8 = 4;
 const Q4K: u8 = 5;
 const Q5K: u8 = 6;
 const Q6K: u8 = 7;
@@ -171,7 +171,7 @@ const fn signed(f: u8) -> bool {
 /// A block's 32 quants as bytes (signed or unsigned, see [`signed`]), its scale and min.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn widen32<const F: u8>(b: &[u8]) -> (__m256i, f32, f32) {
+pub(super) unsafe fn widen32<const F: u8>(b: &[u8]) -> (__m256i, f32, f32) {
     let d = f16(b, 0);
     match F {
         Q4_0 => {
@@ -383,7 +383,7 @@ unsafe fn block_q6k<const T: usize>(
 /// Two bits of every byte of `qh` from bit `s`, moved to bits 4 and 5.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn high2(qh: __m256i, s: i32, two_bits: __m256i) -> __m256i {
+pub(super) unsafe fn high2(qh: __m256i, s: i32, two_bits: __m256i) -> __m256i {
     let bits = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(s)), two_bits);
     _mm256_slli_epi16(bits, 4)
 }

@@ -9,6 +9,8 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod format;
 mod q8;
 
@@ -47,20 +49,42 @@ pub enum QuantError {
 pub enum Kernels {
     Scalar,
     Avx2,
+    /// AVX2 for one token, AVX-512 VNNI for prompts.
+    Avx512,
 }
 
-/// The kernels this CPU runs: AVX2 (with FMA and F16C) where present, unless the
-/// environment sets `PERCEPT_KERNELS=scalar`.
+impl Kernels {
+    /// Whether the AVX2 tiles (and the AVX2 element-wise loops) run.
+    pub fn has_avx2(self) -> bool {
+        self != Kernels::Scalar
+    }
+}
+
+/// The kernels this CPU runs: AVX-512 VNNI for prompts where present, AVX2 (with FMA and
+/// F16C) otherwise, unless the environment sets `PERCEPT_KERNELS=scalar` (or `avx2`).
 pub fn kernels() -> Kernels {
     static CHOSEN: OnceLock<Kernels> = OnceLock::new();
     *CHOSEN.get_or_init(|| {
-        let forced = std::env::var("PERCEPT_KERNELS").is_ok_and(|v| v == "scalar");
-        if !forced && has_avx2() {
-            Kernels::Avx2
-        } else {
+        let forced = std::env::var("PERCEPT_KERNELS").unwrap_or_default();
+        if forced == "scalar" || !has_avx2() {
             Kernels::Scalar
+        } else if forced != "avx2" && has_avx512() {
+            Kernels::Avx512
+        } else {
+            Kernels::Avx2
         }
     })
+}
+
+fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        avx512::available()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
 fn has_avx2() -> bool {
@@ -193,11 +217,16 @@ impl QMatrix {
             }
             Some(_) => {}
         }
-        x.prepare(self.format.is_k());
         let f = self.format;
+        #[cfg(target_arch = "x86_64")]
+        if k == Kernels::Avx512 && band.is_none() && x.rows() >= PROMPT_ROWS {
+            self.prompt_avx512(x, out);
+            return Ok(());
+        }
+        x.prepare(f.is_k());
         match k {
             #[cfg(target_arch = "x86_64")]
-            Kernels::Avx2 if f.is_k() => {
+            Kernels::Avx2 | Kernels::Avx512 if f.is_k() => {
                 let k = avx2::tiles256(f);
                 // SAFETY: `Kernels::Avx2` is only chosen where the CPU has AVX2, FMA and
                 // F16C; `new` and the checks above make every row and input `cols` long.
@@ -212,7 +241,7 @@ impl QMatrix {
                 );
             }
             #[cfg(target_arch = "x86_64")]
-            Kernels::Avx2 => {
+            Kernels::Avx2 | Kernels::Avx512 => {
                 let k = avx2::tiles32(f);
                 // SAFETY: as for the k-quants.
                 self.run(
@@ -251,6 +280,41 @@ impl QMatrix {
             }
         }
         Ok(())
+    }
+
+    /// The product for many input rows on AVX-512 VNNI: each task decodes a band of weight
+    /// rows (see `avx512`) small enough to stay in cache, then meets every input row with it.
+    #[cfg(target_arch = "x86_64")]
+    fn prompt_avx512(&self, x: &QInput, out: &mut [f32]) {
+        use std::cell::RefCell;
+        thread_local! {
+            static BAND: RefCell<avx512::Band> = RefCell::new(avx512::Band::default());
+        }
+        let (t_rows, n) = (x.rows(), self.rows);
+        x.prepare(false);
+        let acts: Vec<_> = (0..t_rows).map(|t| x.row32(t)).collect();
+        // About 128 KiB decoded (two bytes per weight), and at least four bands per thread.
+        let threads = rayon::current_num_threads().max(1);
+        let by_size = ((1 << 16) / self.cols).max(4);
+        let band_rows = by_size.min(n.div_ceil(4 * threads)).max(4).div_ceil(4) * 4;
+        let mut out_t = vec![0f32; n * t_rows];
+        for_chunks(&mut out_t, band_rows * t_rows, |first, outs| {
+            let (j0, rows) = (first / t_rows, outs.len() / t_rows);
+            BAND.with_borrow_mut(|band| {
+                // SAFETY: `Kernels::Avx512` is only chosen where the CPU has the features
+                // `avx512::available` checks (and AVX2, FMA, F16C); `new` and `check` make
+                // every row and input `cols` long.
+                unsafe {
+                    band.decode(self.format, self.cols, (j0..j0 + rows).map(|j| self.row(j)));
+                    band.product(&acts, outs, t_rows);
+                }
+            });
+        });
+        for (j, col) in out_t.chunks_exact(t_rows).enumerate() {
+            for (t, &v) in col.iter().enumerate() {
+                out[t * n + j] = v;
+            }
+        }
     }
 
     /// Splits the weight rows into bands over the pool. One input row meets four weight rows
@@ -341,6 +405,11 @@ impl QMatrix {
         }
     }
 }
+
+/// The fewest input rows that take the AVX-512 prompt kernel: it decodes its weights first,
+/// which fewer rows do not repay.
+#[cfg(target_arch = "x86_64")]
+const PROMPT_ROWS: usize = 4;
 
 /// Several matrices' products with the same input (a layer's Q, K and V, or its gate and
 /// up projections). One token's products run as one parallel pass over all the matrices'

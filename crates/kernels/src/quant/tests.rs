@@ -135,8 +135,10 @@ fn products_track_the_float_product() {
 }
 
 #[test]
-fn simd_matches_scalar_on_every_bit_pattern_and_odd_shapes() {
-    if kernels() == Kernels::Scalar {
+fn avx2_matches_scalar_on_every_bit_pattern_and_odd_shapes() {
+    // The AVX2 tiles compute what the scalar code does; the AVX-512 prompt kernel quantises
+    // k-quant activations per 32 and has its own test below.
+    if !kernels().has_avx2() {
         eprintln!("no SIMD kernels on this CPU (or PERCEPT_KERNELS=scalar): nothing to compare");
         return;
     }
@@ -153,7 +155,7 @@ fn simd_matches_scalar_on_every_bit_pattern_and_odd_shapes() {
                 let (mut a, mut b) = (vec![0f32; t_rows * rows], vec![0f32; t_rows * rows]);
                 m.matmul_with(Kernels::Scalar, &input, &mut a, None)
                     .unwrap();
-                m.matmul_with(kernels(), &input, &mut b, None).unwrap();
+                m.matmul_with(Kernels::Avx2, &input, &mut b, None).unwrap();
                 close(&b, &a, 1e-5, &format!("{f:?} {rows}x{cols} x{t_rows}"));
                 assert!(a[..rows].iter().all(|&v| v == 0.0));
             }
@@ -203,4 +205,43 @@ fn bad_shapes_are_errors_not_panics() {
     ));
     assert!(m.matmul(&QInput::new(&[0.0; 64], 32), &mut out).is_err());
     assert!(m.dequantize_row(2, &mut [0.0; 32]).is_err());
+}
+
+#[test]
+fn prompt_kernel_matches_the_dequantised_product() {
+    if kernels() != Kernels::Avx512 {
+        eprintln!("no AVX-512 VNNI on this CPU (or forced off): nothing to compare");
+        return;
+    }
+    let mut rng = Rng(13);
+    for f in Format::ALL {
+        // Odd numbers of 32-blocks take the kernel's masked tail.
+        for (rows, blocks) in [(1, 1), (7, 3), (33, 5), (6, 2)] {
+            let cols = blocks * f.block_len();
+            let m = random_matrix(f, rows, cols, &mut rng);
+            for t_rows in [4, 5, 9] {
+                let mut x: Vec<f32> = rng.values(t_rows * cols).iter().map(|v| v * 50.0).collect();
+                x[..cols].fill(0.0);
+                let input = QInput::new(&x, cols);
+                let mut got = vec![0f32; t_rows * rows];
+                m.matmul_with(Kernels::Avx512, &input, &mut got, None)
+                    .unwrap();
+                // The weights as floats against the activations as quantised per 32.
+                let mut want = vec![0f32; t_rows * rows];
+                let mut w = vec![0f32; cols];
+                for r in 0..rows {
+                    m.dequantize_row(r, &mut w).unwrap();
+                    for t in 0..t_rows {
+                        let a = input.row32(t);
+                        let s: f64 = (0..cols)
+                            .map(|j| w[j] as f64 * a.d[j / 32] as f64 * a.q[j] as f64)
+                            .sum();
+                        want[t * rows + r] = s as f32;
+                    }
+                }
+                close(&got, &want, 1e-5, &format!("{f:?} {rows}x{cols} x{t_rows}"));
+                assert!(got[..rows].iter().all(|&v| v == 0.0));
+            }
+        }
+    }
 }

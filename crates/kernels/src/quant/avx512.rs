@@ -1,0 +1,299 @@
+//! AVX-512 VNNI products for prompts (many input rows), one kernel for every block format.
+//!
+//! A task first decodes its band of weight rows into a common form: signed byte quants, a
+//! float scale per four quants (one 32-bit lane of `vpdpbusd`), and per 32 quants two terms
+//! that meet the activations' per-32 sums and scales. The band then meets the prompt's rows
+//! four rows by four tokens at a time, 64 quants per instruction: with the decoding paid
+//! once per band rather than once per four tokens, each 64 products cost a `vpdpbusd`, a
+//! conversion and two float operations.
+//!
+//! `vpdpbusd` multiplies unsigned by signed bytes, so the activations go in shifted by 128
+//! (`q + 128`) and the weights as they are; the shift's share, `128 * d_w * sum(w)` per
+//! group, is subtracted through the per-32 term `fix`. The k-quants meet activations
+//! quantised per 32 here (per 256 in decoding), one rounding closer to the float product.
+//!
+//! Every function is `unsafe` for one reason: the CPU must have AVX-512 F, BW, VL and VNNI
+//! with AVX2, FMA and F16C, which `super::kernels` checks once per process.
+
+#![allow(unsafe_op_in_unsafe_fn)]
+
+use super::avx2::{self, f16, load, widen32};
+use super::format::{scale_min_k4, Format};
+use super::q8::Act32;
+use std::arch::x86_64::*;
+
+/// Whether this CPU runs these kernels.
+pub(crate) fn available() -> bool {
+    is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("avx512vl")
+        && is_x86_feature_detected!("avx512vnni")
+}
+
+/// Weight rows decoded for [`Band::product`]; kept per thread and reused.
+#[derive(Default)]
+pub(crate) struct Band {
+    rows: usize,
+    cols: usize,
+    /// `rows x cols` quants.
+    q: Vec<i8>,
+    /// A scale per four quants.
+    lane: Vec<f32>,
+    /// Per 32 quants: the value added to each weight (it meets the activations' scaled sum).
+    min: Vec<f32>,
+    /// Per 32 quants: `-128 * sum(scale * q)` (it meets the activations' scale).
+    fix: Vec<f32>,
+}
+
+impl Band {
+    /// Decodes `rows` (whole rows of blocks of `f`, `cols` weights each).
+    ///
+    /// # Safety
+    /// The CPU must have the features [`available`] checks.
+    pub(crate) unsafe fn decode<'a>(
+        &mut self,
+        f: Format,
+        cols: usize,
+        rows: impl ExactSizeIterator<Item = &'a [u8]>,
+    ) {
+        let n = rows.len();
+        self.rows = n;
+        self.cols = cols;
+        self.q.resize(n * cols, 0);
+        self.lane.resize(n * cols / 4, 0.0);
+        self.min.resize(n * cols / 32, 0.0);
+        self.fix.resize(n * cols / 32, 0.0);
+        let bytes = f.block_bytes();
+        for (r, row) in rows.enumerate() {
+            for (i, b) in row.chunks_exact(bytes).enumerate() {
+                let at = r * cols + i * f.block_len();
+                match f {
+                    Format::Q4_0 => self.block32::<{ avx2::Q4_0 }>(b, at),
+                    Format::Q4_1 => self.block32::<{ avx2::Q4_1 }>(b, at),
+                    Format::Q5_0 => self.block32::<{ avx2::Q5_0 }>(b, at),
+                    Format::Q5_1 => self.block32::<{ avx2::Q5_1 }>(b, at),
+                    Format::Q8_0 => self.block32::<{ avx2::Q8_0 }>(b, at),
+                    Format::Q4K => self.block_k45(b, at, false),
+                    Format::Q5K => self.block_k45(b, at, true),
+                    Format::Q6K => self.block_q6k(b, at),
+                }
+            }
+        }
+    }
+
+    /// Stores 32 quants at `at` with one scale per 16 (`d0`, `d1`) and returns the sums of
+    /// each 16.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn put(&mut self, at: usize, w: __m256i, d0: f32, d1: f32) -> (i32, i32) {
+        _mm256_storeu_si256(self.q[at..at + 32].as_mut_ptr().cast(), w);
+        self.lane[at / 4..at / 4 + 4].fill(d0);
+        self.lane[at / 4 + 4..at / 4 + 8].fill(d1);
+        let pairs = _mm256_maddubs_epi16(_mm256_set1_epi8(1), w);
+        let quads = _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+        let mut s = [0i32; 8];
+        _mm256_storeu_si256(s.as_mut_ptr().cast(), quads);
+        (s[..4].iter().sum(), s[4..].iter().sum())
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn block32<const F: u8>(&mut self, b: &[u8], at: usize) {
+        let (w, d, m) = widen32::<F>(b);
+        let (s0, s1) = self.put(at, w, d, d);
+        self.min[at / 32] = m;
+        self.fix[at / 32] = -128.0 * d * (s0 + s1) as f32;
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn block_k45(&mut self, b: &[u8], at: usize, five: bool) {
+        let (d, dmin) = (f16(b, 0), f16(b, 2));
+        let low = _mm256_set1_epi8(0x0f);
+        let one = _mm256_set1_epi8(1);
+        let (qh, qs) = if five {
+            (Some(load(&b[16..48])), &b[48..176])
+        } else {
+            (None, &b[16..144])
+        };
+        for c in 0..4 {
+            let q4 = load(&qs[32 * c..]);
+            let mut halves = [
+                _mm256_and_si256(q4, low),
+                _mm256_and_si256(_mm256_srli_epi16(q4, 4), low),
+            ];
+            for (k, half) in halves.iter_mut().enumerate() {
+                if let Some(h) = qh {
+                    let shift = _mm_cvtsi32_si128((2 * c + k) as i32);
+                    let bit = _mm256_and_si256(_mm256_srl_epi16(h, shift), one);
+                    *half = _mm256_or_si256(*half, _mm256_slli_epi16(bit, 4));
+                }
+                let j = 2 * c + k;
+                let (sc, m) = scale_min_k4(j, &b[4..16]);
+                let ds = d * sc as f32;
+                let (s0, s1) = self.put(at + 32 * j, *half, ds, ds);
+                self.min[at / 32 + j] = -dmin * m as f32;
+                self.fix[at / 32 + j] = -128.0 * ds * (s0 + s1) as f32;
+            }
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn block_q6k(&mut self, b: &[u8], at: usize) {
+        let d = f16(b, 208);
+        let low = _mm256_set1_epi8(0x0f);
+        let two_bits = _mm256_set1_epi8(3);
+        let centre = _mm256_set1_epi8(32);
+        for h in 0..2 {
+            let ql = &b[64 * h..];
+            let qh = load(&b[128 + 32 * h..]);
+            let (l0, l1) = (load(ql), load(&ql[32..]));
+            let quants = [
+                _mm256_or_si256(_mm256_and_si256(l0, low), avx2::high2(qh, 0, two_bits)),
+                _mm256_or_si256(_mm256_and_si256(l1, low), avx2::high2(qh, 2, two_bits)),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(l0, 4), low),
+                    avx2::high2(qh, 4, two_bits),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(l1, 4), low),
+                    avx2::high2(qh, 6, two_bits),
+                ),
+            ];
+            for (v, &q) in quants.iter().enumerate() {
+                let j = 4 * h + v;
+                let sc = |k: usize| d * b[192 + 2 * j + k] as i8 as f32;
+                let (d0, d1) = (sc(0), sc(1));
+                let (s0, s1) = self.put(at + 32 * j, _mm256_sub_epi8(q, centre), d0, d1);
+                self.min[at / 32 + j] = 0.0;
+                self.fix[at / 32 + j] = -128.0 * (d0 * s0 as f32 + d1 * s1 as f32);
+            }
+        }
+    }
+
+    /// `out[r * step + t] = acts[t] . row r` for every decoded row and every activation row.
+    ///
+    /// # Safety
+    /// As [`Band::decode`]; every activation row holds `cols` values.
+    pub(crate) unsafe fn product(&self, acts: &[Act32<'_>], out: &mut [f32], step: usize) {
+        let mut t = 0;
+        while t + 4 <= acts.len() {
+            self.rows_by::<4>(std::array::from_fn(|k| acts[t + k]), out, step, t);
+            t += 4;
+        }
+        for (k, &a) in acts[t..].iter().enumerate() {
+            self.rows_by::<1>([a], out, step, t + k);
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    unsafe fn rows_by<const T: usize>(
+        &self,
+        acts: [Act32<'_>; T],
+        out: &mut [f32],
+        step: usize,
+        t0: usize,
+    ) {
+        for a in &acts {
+            assert!(a.q.len() == self.cols && a.d.len() == self.cols / 32);
+        }
+        let mut r = 0;
+        while r + 4 <= self.rows {
+            let v = self.tile::<4, T>(r, &acts);
+            for (k, row) in v.iter().enumerate() {
+                out[(r + k) * step + t0..][..T].copy_from_slice(row);
+            }
+            r += 4;
+        }
+        for r in r..self.rows {
+            let v = self.tile::<1, T>(r, &acts);
+            out[r * step + t0..][..T].copy_from_slice(&v[0]);
+        }
+    }
+
+    /// Rows `r0..r0 + R` against `T` activation rows.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    unsafe fn tile<const R: usize, const T: usize>(
+        &self,
+        r0: usize,
+        acts: &[Act32<'_>; T],
+    ) -> [[f32; T]; R] {
+        let cols = self.cols;
+        assert!((r0 + R) * cols <= self.q.len());
+        let shift = _mm512_set1_epi8(-128);
+        let upper = 0xff00;
+        let q: [*const i8; R] = std::array::from_fn(|r| self.q.as_ptr().add((r0 + r) * cols));
+        let lane: [*const f32; R] =
+            std::array::from_fn(|r| self.lane.as_ptr().add((r0 + r) * cols / 4));
+        let mut acc = [[_mm512_setzero_ps(); T]; R];
+        // `qmask` and `lmask` select the quants and lane scales to load: all of them, or the
+        // lower half for a row's last block of 32 when its blocks are odd in number.
+        let mut step = |u: usize, qmask: u64, lmask: u16, a: [__m512i; T], da: [__m512; T]| {
+            for r in 0..R {
+                let w = _mm512_maskz_loadu_epi8(qmask, q[r].add(64 * u));
+                let sw = _mm512_maskz_loadu_ps(lmask, lane[r].add(16 * u));
+                for t in 0..T {
+                    let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), a[t], w);
+                    let s = _mm512_mul_ps(sw, da[t]);
+                    acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s, acc[r][t]);
+                }
+            }
+        };
+        let units = cols / 64;
+        for u in 0..units {
+            let a = std::array::from_fn(|t| {
+                let x = _mm512_loadu_si512(acts[t].q.as_ptr().add(64 * u).cast());
+                _mm512_xor_si512(x, shift)
+            });
+            let da = std::array::from_fn(|t| {
+                let d = &acts[t].d[2 * u..];
+                _mm512_mask_blend_ps(upper, _mm512_set1_ps(d[0]), _mm512_set1_ps(d[1]))
+            });
+            step(u, u64::MAX, 0xffff, a, da);
+        }
+        if !cols.is_multiple_of(64) {
+            // One block of 32 is left: the upper half of every load is masked off.
+            let half = 0xffff_ffffu64;
+            let a = std::array::from_fn(|t| {
+                let x = _mm512_maskz_loadu_epi8(half, acts[t].q.as_ptr().add(64 * units));
+                _mm512_xor_si512(x, shift)
+            });
+            let da = std::array::from_fn(|t| _mm512_set1_ps(acts[t].d[2 * units]));
+            step(units, half, 0x00ff, a, da);
+        }
+        let blocks = cols / 32;
+        let min: [&[f32]; R] =
+            std::array::from_fn(|r| &self.min[(r0 + r) * blocks..(r0 + r + 1) * blocks]);
+        let fix: [&[f32]; R] =
+            std::array::from_fn(|r| &self.fix[(r0 + r) * blocks..(r0 + r + 1) * blocks]);
+        // The per-32 terms join the sums before the one horizontal add per output.
+        std::array::from_fn(|r| {
+            std::array::from_fn(|t| {
+                let v = add_dot(acc[r][t], min[r], acts[t].s);
+                _mm512_reduce_add_ps(add_dot(v, fix[r], acts[t].d))
+            })
+        })
+    }
+}
+
+/// `acc` plus the products of `a` and `b` (equal lengths), 16 at a time with a masked tail.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn add_dot(mut acc: __m512, a: &[f32], b: &[f32]) -> __m512 {
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    while i < n {
+        let mask = if n - i >= 16 {
+            0xffff
+        } else {
+            (1u16 << (n - i)) - 1
+        };
+        let x = _mm512_maskz_loadu_ps(mask, a.as_ptr().add(i));
+        let y = _mm512_maskz_loadu_ps(mask, b.as_ptr().add(i));
+        acc = _mm512_fmadd_ps(x, y, acc);
+        i += 16;
+    }
+    acc
+}
