@@ -9,7 +9,7 @@
 
 #![allow(unsafe_op_in_unsafe_fn)]
 
-use super::format::{scale_min_k4, Format};
+use super::format::{scales_mins_k4, Format};
 use super::q8::{Act256, Act32};
 use std::arch::x86_64::*;
 
@@ -249,7 +249,6 @@ unsafe fn tile256<const F: u8, const R: usize, const T: usize>(
     let bytes = format(F).block_bytes();
     let blocks = acts[0].d.len();
     let mut acc = [[_mm256_setzero_ps(); T]; R];
-    let mut offsets = [[0f32; T]; R];
     let ahead = rows[0].as_ptr().wrapping_add(2 * R * rows[0].len());
     for i in 0..blocks {
         for r in 0..R {
@@ -258,34 +257,38 @@ unsafe fn tile256<const F: u8, const R: usize, const T: usize>(
                 _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(line).cast());
             }
             let b = &rows[r][bytes * i..bytes * (i + 1)];
-            let (sums, scale, offset) = if F == Q6K {
-                block_q6k::<T>(b, i, &acts)
+            if F == Q6K {
+                block_q6k::<T>(b, i, &acts, &mut acc[r]);
             } else {
-                block_k45::<F, T>(b, i, &acts)
-            };
-            for t in 0..T {
-                let d = _mm256_set1_ps(scale * acts[t].d[i]);
-                acc[r][t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sums[t]), acc[r][t]);
-                offsets[r][t] += offset[t] * acts[t].d[i];
+                block_k45::<F, T>(b, i, &acts, &mut acc[r]);
             }
         }
     }
-    std::array::from_fn(|r| std::array::from_fn(|t| hsum_f32(acc[r][t]) - offsets[r][t]))
+    std::array::from_fn(|r| std::array::from_fn(|t| hsum_f32(acc[r][t])))
 }
 
-/// One Q4_K/Q5_K block against block `i` of each activation row: the 32-bit sums of
-/// `scale_j * q * y` per row, the block's `d`, and per row `dmin * sum_j(min_j * sum(y_j))`
-/// (to be scaled by the activations' `d` and subtracted).
+/// Block `i` of each activation row's sums per 16, as 16 lanes of 16 bits.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn bsums(a: &Act256<'_>, i: usize) -> __m256i {
+    let s = &a.bsums[16 * i..16 * (i + 1)];
+    _mm256_loadu_si256(s.as_ptr().cast())
+}
+
+/// Adds one Q4_K/Q5_K block's products with block `i` of each activation row to `acc`:
+/// `d * sum_j(scale_j * q . y_j)` less `dmin * sum_j(min_j * sum(y_j))`, both scaled by the
+/// activations' `d`; the mins meet the sums per 16 in one `madd`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn block_k45<const F: u8, const T: usize>(
     b: &[u8],
     i: usize,
     acts: &[Act256<'_>; T],
-) -> ([__m256i; T], f32, [f32; T]) {
+    acc: &mut [__m256; T],
+) {
     let low = _mm256_set1_epi8(0x0f);
     let one = _mm256_set1_epi8(1);
-    let sm: [(u8, u8); 8] = std::array::from_fn(|j| scale_min_k4(j, &b[4..16]));
+    let (scales, mins) = scales_mins_k4(&b[4..16]);
     let (qh, qs) = if F == Q5K {
         (Some(load(&b[16..48])), &b[48..176])
     } else {
@@ -307,8 +310,8 @@ unsafe fn block_k45<const F: u8, const T: usize>(
             hi = _mm256_or_si256(hi, _mm256_slli_epi16(bit_hi, 4));
         }
         let (s_lo, s_hi) = (
-            _mm256_set1_epi16(sm[2 * c].0 as i16),
-            _mm256_set1_epi16(sm[2 * c + 1].0 as i16),
+            _mm256_set1_epi16(scales[2 * c] as i16),
+            _mm256_set1_epi16(scales[2 * c + 1] as i16),
         );
         for t in 0..T {
             let qa = &acts[t].q[256 * i + 64 * c..];
@@ -317,26 +320,31 @@ unsafe fn block_k45<const F: u8, const T: usize>(
             sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(p_lo, p_hi));
         }
     }
-    let dmin = f16(b, 2);
-    let offsets = std::array::from_fn(|t| {
-        let bs = &acts[t].bsums[16 * i..16 * (i + 1)];
-        let m: i32 = (0..8)
-            .map(|j| sm[j].1 as i32 * (bs[2 * j] as i32 + bs[2 * j + 1] as i32))
-            .sum();
-        dmin * m as f32
-    });
-    (sumi, f16(b, 0), offsets)
+    // Each min twice, once for each 16 of its 32.
+    let pairs = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    let mins = _mm_shuffle_epi8(_mm_loadl_epi64(mins.as_ptr().cast()), pairs);
+    let mins = _mm256_cvtepu8_epi16(mins);
+    let (d, dmin) = (f16(b, 0), f16(b, 2));
+    for t in 0..T {
+        let da = acts[t].d[i];
+        let m = _mm256_cvtepi32_ps(_mm256_madd_epi16(bsums(&acts[t], i), mins));
+        let sums = _mm256_cvtepi32_ps(sumi[t]);
+        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * da), sums, acc[t]);
+        acc[t] = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * da), m, acc[t]);
+    }
 }
 
-/// One Q6_K block against block `i` of each activation row, as [`block_k45`]: the quants are
-/// taken unsigned (0..63) and their offset of 32 comes back through the sums per 16.
+/// Adds one Q6_K block's products with block `i` of each activation row to `acc`, as
+/// [`block_k45`]: the quants are taken unsigned (0..63) and their offset of 32 comes back,
+/// in integers, through the sums per 16.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn block_q6k<const T: usize>(
     b: &[u8],
     i: usize,
     acts: &[Act256<'_>; T],
-) -> ([__m256i; T], f32, [f32; T]) {
+    acc: &mut [__m256; T],
+) {
     let low = _mm256_set1_epi8(0x0f);
     let two_bits = _mm256_set1_epi8(3);
     let mut sumi = [_mm256_setzero_si256(); T];
@@ -369,15 +377,14 @@ unsafe fn block_q6k<const T: usize>(
             }
         }
     }
-    let offsets = std::array::from_fn(|t| {
-        let bs = &acts[t].bsums[16 * i..16 * (i + 1)];
-        let m: i32 = (0..16)
-            .map(|j| b[192 + j] as i8 as i32 * bs[j] as i32)
-            .sum();
-        32.0 * m as f32
-    });
+    let scales = _mm256_cvtepi8_epi16(_mm_loadu_si128(b[192..208].as_ptr().cast()));
     let d = f16(b, 208);
-    (sumi, d, offsets.map(|o: f32| o * d))
+    for t in 0..T {
+        let offset = _mm256_madd_epi16(bsums(&acts[t], i), scales);
+        let sums = _mm256_sub_epi32(sumi[t], _mm256_slli_epi32(offset, 5));
+        let dd = _mm256_set1_ps(d * acts[t].d[i]);
+        acc[t] = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(sums), acc[t]);
+    }
 }
 
 /// Two bits of every byte of `qh` from bit `s`, moved to bits 4 and 5.

@@ -18,7 +18,7 @@
 #![allow(unsafe_op_in_unsafe_fn)]
 
 use super::avx2::{self, f16, load, widen32};
-use super::format::{scale_min_k4, Format};
+use super::format::{scales_mins_k4, Format};
 use super::q8::Act32;
 use std::arch::x86_64::*;
 
@@ -111,6 +111,7 @@ impl Band {
         let (d, dmin) = (f16(b, 0), f16(b, 2));
         let low = _mm256_set1_epi8(0x0f);
         let one = _mm256_set1_epi8(1);
+        let (scales, mins) = scales_mins_k4(&b[4..16]);
         let (qh, qs) = if five {
             (Some(load(&b[16..48])), &b[48..176])
         } else {
@@ -129,8 +130,7 @@ impl Band {
                     *half = _mm256_or_si256(*half, _mm256_slli_epi16(bit, 4));
                 }
                 let j = 2 * c + k;
-                let (sc, m) = scale_min_k4(j, &b[4..16]);
-                let ds = d * sc as f32;
+                let (ds, m) = (d * scales[j] as f32, mins[j]);
                 let (s0, s1) = self.put(at + 32 * j, *half, ds, ds);
                 self.min[at / 32 + j] = -dmin * m as f32;
                 self.fix[at / 32 + j] = -128.0 * ds * (s0 + s1) as f32;

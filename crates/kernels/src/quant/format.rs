@@ -75,6 +75,18 @@ pub(crate) fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     }
 }
 
+/// All eight scales and mins of a Q4_K/Q5_K block's 12 packed bytes at once, as
+/// [`scale_min_k4`] gives them one by one: 32-bit words rather than bytes.
+pub(crate) fn scales_mins_k4(q: &[u8]) -> ([u8; 8], [u8; 8]) {
+    let word = |i: usize| u32::from_le_bytes([q[4 * i], q[4 * i + 1], q[4 * i + 2], q[4 * i + 3]]);
+    let (w0, w1, w2) = (word(0), word(1), word(2));
+    let (six, four, two) = (0x3f3f_3f3f, 0x0f0f_0f0f, 0x0303_0303);
+    let scales_hi = (w2 & four) | (((w0 >> 6) & two) << 4);
+    let mins_hi = ((w2 >> 4) & four) | (((w1 >> 6) & two) << 4);
+    let join = |lo: u32, hi: u32| (lo as u64 | (hi as u64) << 32).to_le_bytes();
+    (join(w0 & six, scales_hi), join(w1 & six, mins_hi))
+}
+
 /// The quants of a 32-weight block (`Q4_0`..`Q8_0`), its scale `d`, and the value added to
 /// every weight (`m`, for `Q4_1`/`Q5_1`; the symmetric formats' quants come out centred).
 fn unpack32(f: Format, b: &[u8], q: &mut [i32; 32]) -> (f32, f32) {

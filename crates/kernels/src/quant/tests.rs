@@ -245,3 +245,19 @@ fn prompt_kernel_matches_the_dequantised_product() {
         }
     }
 }
+
+#[test]
+fn packed_k_scales_unpack_at_once_as_one_by_one() {
+    let mut rng = Rng(17);
+    for _ in 0..1000 {
+        let q: Vec<u8> = (0..12).map(|_| rng.next() as u8).collect();
+        let (scales, mins) = format::scales_mins_k4(&q);
+        for j in 0..8 {
+            assert_eq!(
+                (scales[j], mins[j]),
+                format::scale_min_k4(j, &q),
+                "{q:?} {j}"
+            );
+        }
+    }
+}
