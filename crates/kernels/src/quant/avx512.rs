@@ -172,43 +172,45 @@ impl Band {
         }
     }
 
-    /// `out[r * step + t] = acts[t] . row r` for every decoded row and every activation row.
+    /// `out[t * n + j0 + r] = acts[t] . row r` for every decoded row `r` and every activation
+    /// row `t`.
     ///
     /// # Safety
-    /// As [`Band::decode`]; every activation row holds `cols` values.
-    pub(crate) unsafe fn product(&self, acts: &[Act32<'_>], out: &mut [f32], step: usize) {
+    /// As [`Band::decode`]; every activation row holds `cols` values; `out` is valid for
+    /// `acts.len() * n` values, and no other thread writes its columns `j0..j0 + rows`.
+    pub(crate) unsafe fn product(&self, acts: &[Act32<'_>], out: *mut f32, n: usize, j0: usize) {
+        for a in acts {
+            assert!(a.q.len() == self.cols && a.d.len() == self.cols / 32);
+        }
+        assert!(j0 + self.rows <= n);
         let mut t = 0;
         while t + 4 <= acts.len() {
-            self.rows_by::<4>(std::array::from_fn(|k| acts[t + k]), out, step, t);
+            self.rows_by::<4>(std::array::from_fn(|k| acts[t + k]), out.add(t * n + j0), n);
             t += 4;
         }
         for (k, &a) in acts[t..].iter().enumerate() {
-            self.rows_by::<1>([a], out, step, t + k);
+            self.rows_by::<1>([a], out.add((t + k) * n + j0), n);
         }
     }
 
+    /// Every row against `T` activation rows; the product of row `r` and activation row `t`
+    /// goes to `out[t * n + r]`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-    unsafe fn rows_by<const T: usize>(
-        &self,
-        acts: [Act32<'_>; T],
-        out: &mut [f32],
-        step: usize,
-        t0: usize,
-    ) {
-        for a in &acts {
-            assert!(a.q.len() == self.cols && a.d.len() == self.cols / 32);
-        }
+    unsafe fn rows_by<const T: usize>(&self, acts: [Act32<'_>; T], out: *mut f32, n: usize) {
+        let put = |r0: usize, v: &[[f32; T]]| {
+            for (r, row) in v.iter().enumerate() {
+                for (t, &x) in row.iter().enumerate() {
+                    *out.add(t * n + r0 + r) = x;
+                }
+            }
+        };
         let mut r = 0;
         while r + 4 <= self.rows {
-            let v = self.tile::<4, T>(r, &acts);
-            for (k, row) in v.iter().enumerate() {
-                out[(r + k) * step + t0..][..T].copy_from_slice(row);
-            }
+            put(r, &self.tile::<4, T>(r, &acts));
             r += 4;
         }
         for r in r..self.rows {
-            let v = self.tile::<1, T>(r, &acts);
-            out[r * step + t0..][..T].copy_from_slice(&v[0]);
+            put(r, &self.tile::<1, T>(r, &acts));
         }
     }
 
@@ -222,46 +224,17 @@ impl Band {
     ) -> [[f32; T]; R] {
         let cols = self.cols;
         assert!((r0 + R) * cols <= self.q.len());
-        let shift = _mm512_set1_epi8(-128);
-        let upper = 0xff00;
         let q: [*const i8; R] = std::array::from_fn(|r| self.q.as_ptr().add((r0 + r) * cols));
         let lane: [*const f32; R] =
             std::array::from_fn(|r| self.lane.as_ptr().add((r0 + r) * cols / 4));
         let mut acc = [[_mm512_setzero_ps(); T]; R];
-        // `qmask` and `lmask` select the quants and lane scales to load: all of them, or the
-        // lower half for a row's last block of 32 when its blocks are odd in number.
-        let mut step = |u: usize, qmask: u64, lmask: u16, a: [__m512i; T], da: [__m512; T]| {
-            for r in 0..R {
-                let w = _mm512_maskz_loadu_epi8(qmask, q[r].add(64 * u));
-                let sw = _mm512_maskz_loadu_ps(lmask, lane[r].add(16 * u));
-                for t in 0..T {
-                    let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), a[t], w);
-                    let s = _mm512_mul_ps(sw, da[t]);
-                    acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s, acc[r][t]);
-                }
-            }
-        };
         let units = cols / 64;
         for u in 0..units {
-            let a = std::array::from_fn(|t| {
-                let x = _mm512_loadu_si512(acts[t].q.as_ptr().add(64 * u).cast());
-                _mm512_xor_si512(x, shift)
-            });
-            let da = std::array::from_fn(|t| {
-                let d = &acts[t].d[2 * u..];
-                _mm512_mask_blend_ps(upper, _mm512_set1_ps(d[0]), _mm512_set1_ps(d[1]))
-            });
-            step(u, u64::MAX, 0xffff, a, da);
+            unit::<R, T>(&q, &lane, acts, u, u64::MAX, &mut acc);
         }
         if !cols.is_multiple_of(64) {
             // One block of 32 is left: the upper half of every load is masked off.
-            let half = 0xffff_ffffu64;
-            let a = std::array::from_fn(|t| {
-                let x = _mm512_maskz_loadu_epi8(half, acts[t].q.as_ptr().add(64 * units));
-                _mm512_xor_si512(x, shift)
-            });
-            let da = std::array::from_fn(|t| _mm512_set1_ps(acts[t].d[2 * units]));
-            step(units, half, 0x00ff, a, da);
+            unit::<R, T>(&q, &lane, acts, units, 0xffff_ffff, &mut acc);
         }
         let blocks = cols / 32;
         let min: [&[f32]; R] =
@@ -269,12 +242,49 @@ impl Band {
         let fix: [&[f32]; R] =
             std::array::from_fn(|r| &self.fix[(r0 + r) * blocks..(r0 + r + 1) * blocks]);
         // The per-32 terms join the sums before the one horizontal add per output.
-        std::array::from_fn(|r| {
-            std::array::from_fn(|t| {
+        let mut out = [[0f32; T]; R];
+        for r in 0..R {
+            for t in 0..T {
                 let v = add_dot(acc[r][t], min[r], acts[t].s);
-                _mm512_reduce_add_ps(add_dot(v, fix[r], acts[t].d))
-            })
-        })
+                out[r][t] = _mm512_reduce_add_ps(add_dot(v, fix[r], acts[t].d));
+            }
+        }
+        out
+    }
+}
+
+/// Adds unit `u` (64 quants, or the lower 32 where `qmask` says so) of each row to `acc`.
+/// Loops rather than closures: a closure is not compiled with its function's features.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn unit<const R: usize, const T: usize>(
+    q: &[*const i8; R],
+    lane: &[*const f32; R],
+    acts: &[Act32<'_>; T],
+    u: usize,
+    qmask: u64,
+    acc: &mut [[__m512; T]; R],
+) {
+    let shift = _mm512_set1_epi8(-128);
+    let full = qmask == u64::MAX;
+    let mut a = [_mm512_setzero_si512(); T];
+    let mut da = [_mm512_setzero_ps(); T];
+    for t in 0..T {
+        let x = _mm512_maskz_loadu_epi8(qmask, acts[t].q.as_ptr().add(64 * u));
+        a[t] = _mm512_xor_si512(x, shift);
+        let d = acts[t].d.as_ptr().add(2 * u);
+        let d1 = if full { *d.add(1) } else { 0.0 };
+        da[t] = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(*d), _mm512_set1_ps(d1));
+    }
+    let lmask = if full { 0xffff } else { 0x00ff };
+    for r in 0..R {
+        let w = _mm512_maskz_loadu_epi8(qmask, q[r].add(64 * u));
+        let sw = _mm512_maskz_loadu_ps(lmask, lane[r].add(16 * u));
+        for t in 0..T {
+            let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), a[t], w);
+            let s = _mm512_mul_ps(sw, da[t]);
+            acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s, acc[r][t]);
+        }
     }
 }
 

@@ -290,6 +290,15 @@ impl QMatrix {
         thread_local! {
             static BAND: RefCell<avx512::Band> = RefCell::new(avx512::Band::default());
         }
+        /// The output, written by several threads at once, each in its own columns.
+        struct Out(*mut f32);
+        // SAFETY: the tasks below write disjoint columns of it.
+        unsafe impl Sync for Out {}
+        impl Out {
+            fn ptr(&self) -> *mut f32 {
+                self.0
+            }
+        }
         let (t_rows, n) = (x.rows(), self.rows);
         x.prepare(false);
         let acts: Vec<_> = (0..t_rows).map(|t| x.row32(t)).collect();
@@ -297,24 +306,25 @@ impl QMatrix {
         let threads = rayon::current_num_threads().max(1);
         let by_size = ((1 << 16) / self.cols).max(4);
         let band_rows = by_size.min(n.div_ceil(4 * threads)).max(4).div_ceil(4) * 4;
-        let mut out_t = vec![0f32; n * t_rows];
-        for_chunks(&mut out_t, band_rows * t_rows, |first, outs| {
-            let (j0, rows) = (first / t_rows, outs.len() / t_rows);
+        let dst = Out(out.as_mut_ptr());
+        let task = |j0: usize| {
+            let rows = band_rows.min(n - j0);
             BAND.with_borrow_mut(|band| {
                 // SAFETY: `Kernels::Avx512` is only chosen where the CPU has the features
                 // `avx512::available` checks (and AVX2, FMA, F16C); `new` and `check` make
-                // every row and input `cols` long.
+                // every row and input `cols` long and `out` `t_rows x n`; each task writes
+                // its own rows' columns.
                 unsafe {
                     band.decode(self.format, self.cols, (j0..j0 + rows).map(|j| self.row(j)));
-                    band.product(&acts, outs, t_rows);
+                    band.product(&acts, dst.ptr(), n, j0);
                 }
             });
-        });
-        for (j, col) in out_t.chunks_exact(t_rows).enumerate() {
-            for (t, &v) in col.iter().enumerate() {
-                out[t * n + j] = v;
-            }
-        }
+        };
+        use rayon::prelude::*;
+        (0..n)
+            .into_par_iter()
+            .step_by(band_rows)
+            .for_each(|j0| task(j0));
     }
 
     /// Splits the weight rows into bands over the pool. One input row meets four weight rows

@@ -80,7 +80,7 @@ impl QInput {
     pub(crate) fn row32(&self, r: usize) -> Act32<'_> {
         let e = self
             .e32
-            .get_or_init(|| crate::simd::run(|| quantize32(&self.x)));
+            .get_or_init(|| by_rows(&self.x, self.k, quantize32));
         let (b, k) = (self.k / 32, self.k);
         Act32 {
             d: &e.d[r * b..(r + 1) * b],
@@ -92,7 +92,7 @@ impl QInput {
     pub(crate) fn row256(&self, r: usize) -> Act256<'_> {
         let e = self
             .e256
-            .get_or_init(|| crate::simd::run(|| quantize256(&self.x)));
+            .get_or_init(|| by_rows(&self.x, self.k, quantize256));
         let (b, k) = (self.k / 256, self.k);
         Act256 {
             d: &e.d[r * b..(r + 1) * b],
@@ -112,6 +112,48 @@ impl QInput {
     }
 }
 
+/// Encodes `x` (rows of `k`) with `f`: a prompt's rows on the pool's threads, joined in order.
+fn by_rows<E: Join + Send>(x: &[f32], k: usize, f: impl Fn(&[f32]) -> E + Sync) -> E {
+    use rayon::prelude::*;
+    let rows = x.len().checked_div(k).unwrap_or(0);
+    let threads = rayon::current_num_threads().max(1);
+    // Below about 64 K values a thread's wake-up costs more than the work.
+    if threads == 1 || rows < 2 || x.len() < 1 << 16 {
+        return crate::simd::run(|| f(x));
+    }
+    let per = rows.div_ceil(threads) * k;
+    let parts: Vec<E> = x
+        .par_chunks(per)
+        .map(|c| crate::simd::run(|| f(c)))
+        .collect();
+    let mut parts = parts.into_iter();
+    let mut all = parts.next().unwrap_or_else(|| f(&[]));
+    for p in parts {
+        all.join(p);
+    }
+    all
+}
+
+trait Join {
+    fn join(&mut self, next: Self);
+}
+
+impl Join for Enc32 {
+    fn join(&mut self, next: Self) {
+        self.d.extend(next.d);
+        self.s.extend(next.s);
+        self.q.extend(next.q);
+    }
+}
+
+impl Join for Enc256 {
+    fn join(&mut self, next: Self) {
+        self.d.extend(next.d);
+        self.bsums.extend(next.bsums);
+        self.q.extend(next.q);
+    }
+}
+
 #[inline(always)]
 fn quantize32(x: &[f32]) -> Enc32 {
     let mut e = Enc32 {
@@ -123,8 +165,9 @@ fn quantize32(x: &[f32]) -> Enc32 {
         let d = amax / 127.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         let mut sum = 0i32;
+        // Ties to even, which vectorises (ties away from zero is a library call per value).
         for (q, &v) in qs.iter_mut().zip(xs) {
-            *q = (v * id).round() as i8;
+            *q = (v * id).round_ties_even() as i8;
             sum += *q as i32;
         }
         e.d.push(d);
