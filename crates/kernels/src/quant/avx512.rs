@@ -8,9 +8,11 @@
 //! conversion and two float operations.
 //!
 //! `vpdpbusd` multiplies unsigned by signed bytes, so the activations go in shifted by 128
-//! (`q + 128`) and the weights as they are; the shift's share, `128 * d_w * sum(w)` per
-//! group, is subtracted through the per-32 term `fix`. The k-quants meet activations
-//! quantised per 32 here (per 256 in decoding), one rounding closer to the float product.
+//! (`q + 128`) and the weights as they are; each lane's sum starts from `-128 * sum(w)`
+//! over its four weights (kept with the band), which takes the shift back out exactly, in
+//! integers. Formats with a min (Q4_1, Q5_1, Q4_K, Q5_K) add `min * sum(y)` per 32 at the
+//! end. The k-quants meet activations quantised per 32 here (per 256 in decoding), one
+//! rounding closer to the float product.
 //!
 //! Every function is `unsafe` for one reason: the CPU must have AVX-512 F, BW, VL and VNNI
 //! with AVX2, FMA and F16C, which `super::kernels` checks once per process.
@@ -39,10 +41,12 @@ pub(crate) struct Band {
     q: Vec<i8>,
     /// A scale per four quants.
     lane: Vec<f32>,
+    /// Per four quants: `-128 * sum(q)`, where each lane's integer sum starts.
+    start: Vec<i32>,
     /// Per 32 quants: the value added to each weight (it meets the activations' scaled sum).
     min: Vec<f32>,
-    /// Per 32 quants: `-128 * sum(scale * q)` (it meets the activations' scale).
-    fix: Vec<f32>,
+    /// Whether any min is not zero.
+    has_min: bool,
 }
 
 impl Band {
@@ -61,8 +65,9 @@ impl Band {
         self.cols = cols;
         self.q.resize(n * cols, 0);
         self.lane.resize(n * cols / 4, 0.0);
+        self.start.resize(n * cols / 4, 0);
         self.min.resize(n * cols / 32, 0.0);
-        self.fix.resize(n * cols / 32, 0.0);
+        self.has_min = matches!(f, Format::Q4_1 | Format::Q5_1 | Format::Q4K | Format::Q5K);
         let bytes = f.block_bytes();
         for (r, row) in rows.enumerate() {
             for (i, b) in row.chunks_exact(bytes).enumerate() {
@@ -81,28 +86,25 @@ impl Band {
         }
     }
 
-    /// Stores 32 quants at `at` with one scale per 16 (`d0`, `d1`) and returns the sums of
-    /// each 16.
+    /// Stores 32 quants at `at` with one scale per 16 (`d0`, `d1`), and their lanes' starts.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn put(&mut self, at: usize, w: __m256i, d0: f32, d1: f32) -> (i32, i32) {
+    unsafe fn put(&mut self, at: usize, w: __m256i, d0: f32, d1: f32) {
         _mm256_storeu_si256(self.q[at..at + 32].as_mut_ptr().cast(), w);
         self.lane[at / 4..at / 4 + 4].fill(d0);
         self.lane[at / 4 + 4..at / 4 + 8].fill(d1);
         let pairs = _mm256_maddubs_epi16(_mm256_set1_epi8(1), w);
         let quads = _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
-        let mut s = [0i32; 8];
-        _mm256_storeu_si256(s.as_mut_ptr().cast(), quads);
-        (s[..4].iter().sum(), s[4..].iter().sum())
+        let start = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(quads, 7));
+        _mm256_storeu_si256(self.start[at / 4..at / 4 + 8].as_mut_ptr().cast(), start);
     }
 
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn block32<const F: u8>(&mut self, b: &[u8], at: usize) {
         let (w, d, m) = widen32::<F>(b);
-        let (s0, s1) = self.put(at, w, d, d);
+        self.put(at, w, d, d);
         self.min[at / 32] = m;
-        self.fix[at / 32] = -128.0 * d * (s0 + s1) as f32;
     }
 
     #[inline]
@@ -131,9 +133,8 @@ impl Band {
                 }
                 let j = 2 * c + k;
                 let (ds, m) = (d * scales[j] as f32, mins[j]);
-                let (s0, s1) = self.put(at + 32 * j, *half, ds, ds);
+                self.put(at + 32 * j, *half, ds, ds);
                 self.min[at / 32 + j] = -dmin * m as f32;
-                self.fix[at / 32 + j] = -128.0 * ds * (s0 + s1) as f32;
             }
         }
     }
@@ -165,9 +166,8 @@ impl Band {
                 let j = 4 * h + v;
                 let sc = |k: usize| d * b[192 + 2 * j + k] as i8 as f32;
                 let (d0, d1) = (sc(0), sc(1));
-                let (s0, s1) = self.put(at + 32 * j, _mm256_sub_epi8(q, centre), d0, d1);
+                self.put(at + 32 * j, _mm256_sub_epi8(q, centre), d0, d1);
                 self.min[at / 32 + j] = 0.0;
-                self.fix[at / 32 + j] = -128.0 * (d0 * s0 as f32 + d1 * s1 as f32);
             }
         }
     }
@@ -227,30 +227,39 @@ impl Band {
         let q: [*const i8; R] = std::array::from_fn(|r| self.q.as_ptr().add((r0 + r) * cols));
         let lane: [*const f32; R] =
             std::array::from_fn(|r| self.lane.as_ptr().add((r0 + r) * cols / 4));
+        let start: [*const i32; R] =
+            std::array::from_fn(|r| self.start.as_ptr().add((r0 + r) * cols / 4));
+        let rows = Rows { q, lane, start };
         let mut acc = [[_mm512_setzero_ps(); T]; R];
         let units = cols / 64;
         for u in 0..units {
-            unit::<R, T>(&q, &lane, acts, u, u64::MAX, &mut acc);
+            unit::<R, T>(&rows, acts, u, u64::MAX, &mut acc);
         }
         if !cols.is_multiple_of(64) {
             // One block of 32 is left: the upper half of every load is masked off.
-            unit::<R, T>(&q, &lane, acts, units, 0xffff_ffff, &mut acc);
+            unit::<R, T>(&rows, acts, units, 0xffff_ffff, &mut acc);
         }
-        let blocks = cols / 32;
-        let min: [&[f32]; R] =
-            std::array::from_fn(|r| &self.min[(r0 + r) * blocks..(r0 + r + 1) * blocks]);
-        let fix: [&[f32]; R] =
-            std::array::from_fn(|r| &self.fix[(r0 + r) * blocks..(r0 + r + 1) * blocks]);
-        // The per-32 terms join the sums before the one horizontal add per output.
+        if self.has_min {
+            let blocks = cols / 32;
+            let min: [*const f32; R] =
+                std::array::from_fn(|r| self.min.as_ptr().add((r0 + r) * blocks));
+            mins::<R, T>(&min, acts, blocks, &mut acc);
+        }
         let mut out = [[0f32; T]; R];
         for r in 0..R {
             for t in 0..T {
-                let v = add_dot(acc[r][t], min[r], acts[t].s);
-                out[r][t] = _mm512_reduce_add_ps(add_dot(v, fix[r], acts[t].d));
+                out[r][t] = _mm512_reduce_add_ps(acc[r][t]);
             }
         }
         out
     }
+}
+
+/// A tile's rows in a [`Band`].
+struct Rows<const R: usize> {
+    q: [*const i8; R],
+    lane: [*const f32; R],
+    start: [*const i32; R],
 }
 
 /// Adds unit `u` (64 quants, or the lower 32 where `qmask` says so) of each row to `acc`.
@@ -258,8 +267,7 @@ impl Band {
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn unit<const R: usize, const T: usize>(
-    q: &[*const i8; R],
-    lane: &[*const f32; R],
+    rows: &Rows<R>,
     acts: &[Act32<'_>; T],
     u: usize,
     qmask: u64,
@@ -278,32 +286,43 @@ unsafe fn unit<const R: usize, const T: usize>(
     }
     let lmask = if full { 0xffff } else { 0x00ff };
     for r in 0..R {
-        let w = _mm512_maskz_loadu_epi8(qmask, q[r].add(64 * u));
-        let sw = _mm512_maskz_loadu_ps(lmask, lane[r].add(16 * u));
+        let w = _mm512_maskz_loadu_epi8(qmask, rows.q[r].add(64 * u));
+        let sw = _mm512_maskz_loadu_ps(lmask, rows.lane[r].add(16 * u));
+        let start = _mm512_maskz_loadu_epi32(lmask, rows.start[r].add(16 * u));
         for t in 0..T {
-            let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), a[t], w);
+            let p = _mm512_dpbusd_epi32(start, a[t], w);
             let s = _mm512_mul_ps(sw, da[t]);
             acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s, acc[r][t]);
         }
     }
 }
 
-/// `acc` plus the products of `a` and `b` (equal lengths), 16 at a time with a masked tail.
+/// Adds each row's mins times each activation row's sums per 32, 16 blocks at a time.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn add_dot(mut acc: __m512, a: &[f32], b: &[f32]) -> __m512 {
-    let n = a.len().min(b.len());
+unsafe fn mins<const R: usize, const T: usize>(
+    min: &[*const f32; R],
+    acts: &[Act32<'_>; T],
+    blocks: usize,
+    acc: &mut [[__m512; T]; R],
+) {
     let mut i = 0;
-    while i < n {
-        let mask = if n - i >= 16 {
+    while i < blocks {
+        let mask = if blocks - i >= 16 {
             0xffff
         } else {
-            (1u16 << (n - i)) - 1
+            (1u16 << (blocks - i)) - 1
         };
-        let x = _mm512_maskz_loadu_ps(mask, a.as_ptr().add(i));
-        let y = _mm512_maskz_loadu_ps(mask, b.as_ptr().add(i));
-        acc = _mm512_fmadd_ps(x, y, acc);
+        let mut s = [_mm512_setzero_ps(); T];
+        for t in 0..T {
+            s[t] = _mm512_maskz_loadu_ps(mask, acts[t].s.as_ptr().add(i));
+        }
+        for r in 0..R {
+            let m = _mm512_maskz_loadu_ps(mask, min[r].add(i));
+            for t in 0..T {
+                acc[r][t] = _mm512_fmadd_ps(m, s[t], acc[r][t]);
+            }
+        }
         i += 16;
     }
-    acc
 }

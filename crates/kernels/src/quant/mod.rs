@@ -302,7 +302,7 @@ impl QMatrix {
         let (t_rows, n) = (x.rows(), self.rows);
         x.prepare(false);
         let acts: Vec<_> = (0..t_rows).map(|t| x.row32(t)).collect();
-        // About 128 KiB decoded (two bytes per weight), and at least four bands per thread.
+        // About 192 KiB decoded (three bytes per weight), and at least four bands per thread.
         let threads = rayon::current_num_threads().max(1);
         let by_size = ((1 << 16) / self.cols).max(4);
         let band_rows = by_size.min(n.div_ceil(4 * threads)).max(4).div_ceil(4) * 4;
