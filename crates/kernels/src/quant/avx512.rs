@@ -285,14 +285,14 @@ unsafe fn unit<const R: usize, const T: usize>(
         da[t] = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(*d), _mm512_set1_ps(d1));
     }
     let lmask = if full { 0xffff } else { 0x00ff };
-    for r in 0..R {
+    for (r, acc) in acc.iter_mut().enumerate() {
         let w = _mm512_maskz_loadu_epi8(qmask, rows.q[r].add(64 * u));
         let sw = _mm512_maskz_loadu_ps(lmask, rows.lane[r].add(16 * u));
         let start = _mm512_maskz_loadu_epi32(lmask, rows.start[r].add(16 * u));
         for t in 0..T {
             let p = _mm512_dpbusd_epi32(start, a[t], w);
             let s = _mm512_mul_ps(sw, da[t]);
-            acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s, acc[r][t]);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s, acc[t]);
         }
     }
 }

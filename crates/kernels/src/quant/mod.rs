@@ -324,7 +324,7 @@ impl QMatrix {
         (0..n)
             .into_par_iter()
             .step_by(band_rows)
-            .for_each(|j0| task(j0));
+            .for_each(task);
     }
 
     /// Splits the weight rows into bands over the pool. One input row meets four weight rows
