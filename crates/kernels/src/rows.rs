@@ -115,8 +115,12 @@ pub fn causal_attention(h: Heads, q: &[f32], k: &[f32], v: &[f32], pos: usize, o
                 let qh = &q[t * width + head * d..][..d];
                 let kv_off = (head / group) * d;
                 let seen = pos + t + 1;
-                scores.clear();
-                scores.extend((0..seen).map(|s| dot(qh, &k[s * kv_width + kv_off..][..d]) * scale));
+                // A plain loop: an iterator adapter's closure would be compiled apart from
+                // this function, without its AVX2.
+                scores.resize(seen, 0.0);
+                for (s, score) in scores.iter_mut().enumerate() {
+                    *score = dot(qh, &k[s * kv_width + kv_off..][..d]) * scale;
+                }
                 softmax_in_place(scores);
                 o.fill(0.0);
                 for (s, &p) in scores.iter().enumerate() {

@@ -15,7 +15,9 @@ pub fn softmax_last_dim(xs: &Tensor) -> Result<Tensor> {
     }
 }
 
-/// Softmax of `row` in place; an all `-inf` row becomes zeros rather than NaN.
+/// Softmax of `row` in place; an all `-inf` row becomes zeros rather than NaN. Inlined, so
+/// that it takes its caller's CPU features (see `simd`).
+#[inline(always)]
 pub(crate) fn softmax_in_place(row: &mut [f32]) {
     let m = max(row);
     if m == f32::NEG_INFINITY {

@@ -394,3 +394,49 @@ pub(super) unsafe fn high2(qh: __m256i, s: i32, two_bits: __m256i) -> __m256i {
     let bits = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(s)), two_bits);
     _mm256_slli_epi16(bits, 4)
 }
+
+/// Quantises 32 values to bytes at `q` (as `q8::quantize32` does, rounding ties to even):
+/// returns the scale and the sum of the quants.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn quantize32(x: &[f32], q: &mut [i8]) -> (f32, i32) {
+    assert!(x.len() >= 32 && q.len() >= 32);
+    let p = x.as_ptr();
+    let v = [
+        _mm256_loadu_ps(p),
+        _mm256_loadu_ps(p.add(8)),
+        _mm256_loadu_ps(p.add(16)),
+        _mm256_loadu_ps(p.add(24)),
+    ];
+    let sign = _mm256_set1_ps(-0.0);
+    let mut m = _mm256_andnot_ps(sign, v[0]);
+    for x in &v[1..] {
+        m = _mm256_max_ps(m, _mm256_andnot_ps(sign, *x));
+    }
+    let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    let m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    let d = _mm_cvtss_f32(m) / 127.0;
+    let id = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
+    // Rounds to nearest, ties to even (the default rounding mode).
+    let i = [
+        _mm256_cvtps_epi32(_mm256_mul_ps(v[0], id)),
+        _mm256_cvtps_epi32(_mm256_mul_ps(v[1], id)),
+        _mm256_cvtps_epi32(_mm256_mul_ps(v[2], id)),
+        _mm256_cvtps_epi32(_mm256_mul_ps(v[3], id)),
+    ];
+    let total = _mm256_add_epi32(_mm256_add_epi32(i[0], i[1]), _mm256_add_epi32(i[2], i[3]));
+    let s = _mm_add_epi32(
+        _mm256_castsi256_si128(total),
+        _mm256_extracti128_si256(total, 1),
+    );
+    let s = _mm_hadd_epi32(s, s);
+    let s = _mm_hadd_epi32(s, s);
+    // The packs interleave 128-bit halves; one permute puts the bytes back in order.
+    let words = _mm256_packs_epi16(
+        _mm256_packs_epi32(i[0], i[1]),
+        _mm256_packs_epi32(i[2], i[3]),
+    );
+    let bytes = _mm256_permutevar8x32_epi32(words, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(q.as_mut_ptr().cast(), bytes);
+    (d, _mm_cvtsi128_si32(s))
+}

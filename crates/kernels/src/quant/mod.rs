@@ -321,10 +321,7 @@ impl QMatrix {
             });
         };
         use rayon::prelude::*;
-        (0..n)
-            .into_par_iter()
-            .step_by(band_rows)
-            .for_each(task);
+        (0..n).into_par_iter().step_by(band_rows).for_each(task);
     }
 
     /// Splits the weight rows into bands over the pool. One input row meets four weight rows

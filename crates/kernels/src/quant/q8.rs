@@ -92,7 +92,7 @@ impl QInput {
     pub(crate) fn row256(&self, r: usize) -> Act256<'_> {
         let e = self
             .e256
-            .get_or_init(|| by_rows(&self.x, self.k, quantize256));
+            .get_or_init(|| by_rows(&self.x, self.k, |x| crate::simd::run(|| quantize256(x))));
         let (b, k) = (self.k / 256, self.k);
         Act256 {
             d: &e.d[r * b..(r + 1) * b],
@@ -119,13 +119,10 @@ fn by_rows<E: Join + Send>(x: &[f32], k: usize, f: impl Fn(&[f32]) -> E + Sync) 
     let threads = rayon::current_num_threads().max(1);
     // Below about 64 K values a thread's wake-up costs more than the work.
     if threads == 1 || rows < 2 || x.len() < 1 << 16 {
-        return crate::simd::run(|| f(x));
+        return f(x);
     }
     let per = rows.div_ceil(threads) * k;
-    let parts: Vec<E> = x
-        .par_chunks(per)
-        .map(|c| crate::simd::run(|| f(c)))
-        .collect();
+    let parts: Vec<E> = x.par_chunks(per).map(&f).collect();
     let mut parts = parts.into_iter();
     let mut all = parts.next().unwrap_or_else(|| f(&[]));
     for p in parts {
@@ -154,26 +151,39 @@ impl Join for Enc256 {
     }
 }
 
-#[inline(always)]
 fn quantize32(x: &[f32]) -> Enc32 {
     let mut e = Enc32 {
         q: vec![0; x.len()],
         ..Enc32::default()
     };
     for (xs, qs) in x.chunks_exact(32).zip(e.q.chunks_exact_mut(32)) {
-        let amax = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let d = amax / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-        let mut sum = 0i32;
-        // Ties to even, which vectorises (ties away from zero is a library call per value).
-        for (q, &v) in qs.iter_mut().zip(xs) {
-            *q = (v * id).round_ties_even() as i8;
-            sum += *q as i32;
+        #[cfg(target_arch = "x86_64")]
+        if super::kernels().has_avx2() {
+            // SAFETY: the AVX2 kernels are only chosen where the CPU has AVX2, FMA and F16C.
+            let (d, sum) = unsafe { super::avx2::quantize32(xs, qs) };
+            e.d.push(d);
+            e.s.push(d * sum as f32);
+            continue;
         }
+        let (d, sum) = quantize_block32(xs, qs);
         e.d.push(d);
         e.s.push(d * sum as f32);
     }
     e
+}
+
+/// One block of 32: its scale and the sum of its quants.
+fn quantize_block32(xs: &[f32], qs: &mut [i8]) -> (f32, i32) {
+    let amax = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let d = amax / 127.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    let mut sum = 0i32;
+    // Ties to even, as the AVX2 path's conversion rounds.
+    for (q, &v) in qs.iter_mut().zip(xs) {
+        *q = (v * id).round_ties_even() as i8;
+        sum += *q as i32;
+    }
+    (d, sum)
 }
 
 #[inline(always)]
@@ -225,6 +235,33 @@ mod tests {
             }
             let sum: i32 = b.q[..16].iter().map(|&v| v as i32).sum();
             assert_eq!(b.bsums[0] as i32, sum);
+        }
+    }
+
+    #[test]
+    fn avx2_blocks_quantise_as_the_scalar_code() {
+        if !crate::quant::kernels().has_avx2() {
+            return;
+        }
+        // Ties (x.5 with a scale of 1), zeros, and spread values of both signs.
+        let mut blocks = vec![(0..32)
+            .map(|i| i as f32 - 15.5)
+            .chain([127.0])
+            .skip(1)
+            .collect::<Vec<_>>()];
+        blocks.push(vec![0.0; 32]);
+        blocks.push(
+            (0..32)
+                .map(|i| ((i * 37 % 29) as f32 - 14.0) * 0.37)
+                .collect(),
+        );
+        blocks[0][31] = -127.0;
+        for xs in &blocks {
+            let (mut a, mut b) = ([0i8; 32], [0i8; 32]);
+            let want = quantize_block32(xs, &mut a);
+            // SAFETY: checked above that the CPU has AVX2.
+            let got = unsafe { crate::quant::avx2::quantize32(xs, &mut b) };
+            assert_eq!((got, b), (want, a), "{xs:?}");
         }
     }
 
