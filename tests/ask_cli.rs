@@ -284,13 +284,29 @@ fn probing_scores_the_llms_candidates_with_clip() {
     assert!(v["probes"].as_array().expect("probes").is_empty(), "{v}");
 }
 
-/// The simplest question, typed and spoken, with both built-in pipelines.
+/// A simple question per pipeline, typed and spoken, with both built-in pipelines. The default
+/// pipeline is not asked for the capital of France: SmolLM2-135M's first answer token there is
+/// a near-tie between "The" and "La" (0.1-0.2 logits, and llama.cpp itself answers in French
+/// with the template's own system line), which the CPU kernels' rounding settles either way.
 #[test]
-fn both_pipelines_answer_paris_typed_and_spoken() {
+fn both_pipelines_answer_typed_and_spoken() {
     let dir = tempfile::tempdir().expect("tmp");
-    let wav = dir.path().join("france.wav");
-    support::speak("What is the capital of France?", &wav);
-    for pipeline in ["default", "quality"] {
+    for (pipeline, question, expected, heard_as) in [
+        (
+            "default",
+            "How many hours are there in a day?",
+            "24",
+            "hours",
+        ),
+        (
+            "quality",
+            "What is the capital of France?",
+            "paris",
+            "capital of france",
+        ),
+    ] {
+        let wav = dir.path().join(format!("{pipeline}.wav"));
+        support::speak(question, &wav);
         let typed = json(&percept(&[
             "ask",
             "--pipeline",
@@ -298,10 +314,10 @@ fn both_pipelines_answer_paris_typed_and_spoken() {
             "--max-tokens",
             "32",
             "--json",
-            "What is the capital of France?",
+            question,
         ]));
         let answer = normalise(typed["answer"].as_str().expect("answer"));
-        assert!(answer.contains("paris"), "{pipeline} typed: {answer}");
+        assert!(answer.contains(expected), "{pipeline} typed: {answer}");
         let spoken = json(&percept(&[
             "ask",
             "--pipeline",
@@ -313,12 +329,9 @@ fn both_pipelines_answer_paris_typed_and_spoken() {
             "--json",
         ]));
         let heard = normalise(spoken["transcript"]["text"].as_str().expect("transcript"));
-        assert!(
-            heard.contains("capital of france"),
-            "{pipeline} heard: {heard}"
-        );
+        assert!(heard.contains(heard_as), "{pipeline} heard: {heard}");
         let answer = normalise(spoken["answer"].as_str().expect("answer"));
-        assert!(answer.contains("paris"), "{pipeline} spoken: {answer}");
+        assert!(answer.contains(expected), "{pipeline} spoken: {answer}");
     }
 }
 

@@ -5,6 +5,7 @@
 
 use crate::math::{dot, exp};
 use crate::softmax::softmax_in_place;
+pub use half::f16;
 use rayon::prelude::*;
 
 /// `out = x / rms(x) * w` for each row of `x` (rows of `w.len()` values).
@@ -100,37 +101,111 @@ pub struct Heads {
 }
 
 /// Causal attention of `q` (rows of `heads * head_dim`, row `t` at position `pos + t`) over
-/// the cache `k`, `v` (rows of `kv_heads * head_dim`, positions `0..=pos + t` filled),
-/// into `out` (shaped as `q`). Query rows and heads run in parallel.
-pub fn causal_attention(h: Heads, q: &[f32], k: &[f32], v: &[f32], pos: usize, out: &mut [f32]) {
+/// the cache `k`, `v` (rows of `kv_heads * head_dim`, positions `0..=pos + t` filled), into
+/// `out` (shaped as `q`). The cache is f16, as llama.cpp's: half the memory and bandwidth of
+/// f32 for a rounding of the keys and values. Query rows and heads run in parallel.
+pub fn causal_attention(h: Heads, q: &[f32], k: &[f16], v: &[f16], pos: usize, out: &mut [f32]) {
     let (d, width, kv_width) = (h.head_dim, h.heads * h.head_dim, h.kv_heads * h.head_dim);
     let group = (h.heads / h.kv_heads.max(1)).max(1);
     let scale = 1.0 / (d as f32).sqrt();
+    let f16c = crate::quant::kernels().has_avx2();
     // One scores buffer per rayon task, reused for the query rows and heads it takes.
     out.par_chunks_mut(d)
         .enumerate()
-        .for_each_init(Vec::new, |scores: &mut Vec<f32>, (i, o)| {
+        .for_each_init(Vec::new, |scores, (i, o)| {
             crate::simd::run(|| {
                 let (t, head) = (i / h.heads, i % h.heads);
                 let qh = &q[t * width + head * d..][..d];
                 let kv_off = (head / group) * d;
                 let seen = pos + t + 1;
-                // A plain loop: an iterator adapter's closure would be compiled apart from
+                // Plain loops: an iterator adapter's closure would be compiled apart from
                 // this function, without its AVX2.
                 scores.resize(seen, 0.0);
                 for (s, score) in scores.iter_mut().enumerate() {
-                    *score = dot(qh, &k[s * kv_width + kv_off..][..d]) * scale;
+                    *score = dot_f16(f16c, qh, &k[s * kv_width + kv_off..][..d]) * scale;
                 }
                 softmax_in_place(scores);
                 o.fill(0.0);
                 for (s, &p) in scores.iter().enumerate() {
-                    let vs = &v[s * kv_width + kv_off..][..d];
-                    for (a, &b) in o.iter_mut().zip(vs) {
-                        *a += p * b;
-                    }
+                    add_scaled_f16(f16c, o, p, &v[s * kv_width + kv_off..][..d]);
                 }
             })
         });
+}
+
+/// `a . b`, `b` in f16; `f16c`: the CPU has AVX2, FMA and F16C.
+#[inline(always)]
+fn dot_f16(f16c: bool, a: &[f32], b: &[f16]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if f16c {
+        // SAFETY: the caller checked the CPU's features.
+        return unsafe { x86::dot_f16(a, b) };
+    }
+    let _ = f16c;
+    a.iter().zip(b).map(|(x, y)| x * y.to_f32()).sum()
+}
+
+/// `o += p * v`, `v` in f16; `f16c` as for [`dot_f16`].
+#[inline(always)]
+fn add_scaled_f16(f16c: bool, o: &mut [f32], p: f32, v: &[f16]) {
+    #[cfg(target_arch = "x86_64")]
+    if f16c {
+        // SAFETY: the caller checked the CPU's features.
+        return unsafe { x86::add_scaled_f16(o, p, v) };
+    }
+    let _ = f16c;
+    for (a, b) in o.iter_mut().zip(v) {
+        *a += p * b.to_f32();
+    }
+}
+
+/// f16 rows widened eight at a time by F16C (the `half` crate's slice conversion is a call
+/// per row, which cost more than the arithmetic).
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::f16;
+    use std::arch::x86_64::*;
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn widen(v: &[f16], i: usize) -> __m256 {
+        _mm256_cvtph_ps(_mm_loadu_si128(v[i..i + 8].as_ptr().cast()))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn dot_f16(a: &[f32], b: &[f16]) -> f32 {
+        let n = a.len().min(b.len());
+        let mut acc = _mm256_setzero_ps();
+        let mut i = 0;
+        while i + 8 <= n {
+            acc = _mm256_fmadd_ps(_mm256_loadu_ps(a[i..i + 8].as_ptr()), widen(b, i), acc);
+            i += 8;
+        }
+        let mut lanes = [0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), acc);
+        let mut total: f32 = lanes.iter().sum();
+        for j in i..n {
+            total += a[j] * b[j].to_f32();
+        }
+        total
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn add_scaled_f16(o: &mut [f32], p: f32, v: &[f16]) {
+        let n = o.len().min(v.len());
+        let pv = _mm256_set1_ps(p);
+        let mut i = 0;
+        while i + 8 <= n {
+            let at = o[i..i + 8].as_mut_ptr();
+            _mm256_storeu_ps(at, _mm256_fmadd_ps(pv, widen(v, i), _mm256_loadu_ps(at)));
+            i += 8;
+        }
+        for j in i..n {
+            o[j] += p * v[j].to_f32();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -213,9 +288,13 @@ mod tests {
         let (pos, rows) = (3, 2);
         let total = pos + rows;
         let q = values(rows * 32, 1);
-        let (k, v) = (values(total * 16, 2), values(total * 16, 3));
+        // The cache as f16, and the reference on the same rounded values.
+        let half = |x: Vec<f32>| -> Vec<f16> { x.into_iter().map(f16::from_f32).collect() };
+        let (k16, v16) = (half(values(total * 16, 2)), half(values(total * 16, 3)));
+        let k: Vec<f32> = k16.iter().map(|x| x.to_f32()).collect();
+        let v: Vec<f32> = v16.iter().map(|x| x.to_f32()).collect();
         let mut out = vec![0f32; rows * 32];
-        causal_attention(h, &q, &k, &v, pos, &mut out);
+        causal_attention(h, &q, &k16, &v16, pos, &mut out);
         for t in 0..rows {
             for head in 0..4 {
                 let g = head / 2;

@@ -113,12 +113,16 @@ fn model_parity(model: &str) {
         );
         let steps = case["steps"].as_array().cloned().unwrap_or_default();
         assert_eq!(steps.len(), 32);
+        let mut flips = Vec::new();
         for (i, step) in steps.iter().enumerate() {
             let want = step["token"].as_u64().unwrap_or(0) as u32;
             let top2 = &step["top2"];
             let gap =
                 (top2[0][1].as_f64().unwrap_or(0.0) - top2[1][1].as_f64().unwrap_or(0.0)).abs();
             let got = argmax(&logits);
+            if got != want {
+                flips.push(format!("step {i} (gap {gap:.3})"));
+            }
             if gap >= TIE_GAP as f64 {
                 assert_eq!(
                     got, want,
@@ -128,6 +132,7 @@ fn model_parity(model: &str) {
             // Teacher forcing: always continue with llama.cpp's token.
             logits = e.step(want).unwrap_or_else(|e| panic!("{e}"));
         }
+        eprintln!("{model} {name}: first-step logit error {worst:.3}, top-1 differs at {flips:?}");
     }
 }
 

@@ -32,21 +32,21 @@ fn params(max_tokens: usize) -> GenParams {
 }
 
 #[test]
-fn greedy_answer_names_paris_and_streams_whole_text() {
+fn greedy_answer_is_right_and_streams_whole_text() {
     let mut e = engine();
     let never = AtomicBool::new(false);
     let mut streamed = String::new();
     let mut done = None;
-    // SmolLM2's template default system line ("...named SmolLM...") sends this Q4_1 file
-    // off into French; a plain assistant system line gets the direct answer.
-    let mut q = question("What is the capital of France?");
+    // Not the capital of France: this Q4_1 file's first answer token there is a near-tie
+    // between "The" and "La" (0.1-0.2 logits) that the kernels' rounding settles either way.
+    let mut q = question("How many hours are there in a day?");
     q.system = Some("You are a helpful assistant.".into());
     let gen = answer(&mut e, &q, &params(48), &never, &mut |ev| match ev {
         AnswerEvent::Delta { text } => streamed.push_str(&text),
         AnswerEvent::Done { finish, .. } => done = Some(finish),
     })
     .unwrap_or_else(|e| panic!("{e}"));
-    assert!(gen.text.contains("Paris"), "answer was {:?}", gen.text);
+    assert!(gen.text.contains("24"), "answer was {:?}", gen.text);
     assert_eq!(streamed, gen.text);
     assert_eq!(done, Some(gen.finish));
 }

@@ -10,7 +10,7 @@ use crate::error::{LlmError, Result};
 use crate::gguf::GgufFile;
 use load::{Config, Weights};
 use percept_kernels::quant::{matmul_many, QInput, QMatrix, QuantError};
-use percept_kernels::rows::{causal_attention, rms_norm, silu_mul, Heads, Rope};
+use percept_kernels::rows::{causal_attention, f16, rms_norm, silu_mul, Heads, Rope};
 
 pub(crate) use load::unsupported;
 
@@ -33,9 +33,10 @@ pub(crate) struct Decoder {
     c: Config,
     w: Weights,
     rope: Rope,
-    /// Per layer: keys and values of every position fed so far, rows of kv_heads x head_dim.
-    keys: Vec<Vec<f32>>,
-    values: Vec<Vec<f32>>,
+    /// Per layer: keys and values of every position fed so far, rows of kv_heads x head_dim,
+    /// in f16 (as llama.cpp keeps them).
+    keys: Vec<Vec<f16>>,
+    values: Vec<Vec<f16>>,
     s: Scratch,
 }
 
@@ -69,6 +70,14 @@ fn add_rows(x: &mut [f32], bias: &[f32]) {
             *a += b;
         }
     }
+}
+
+/// Keeps the first `keep` values of `cache` and appends `x` as f16.
+fn append_f16(cache: &mut Vec<f16>, keep: usize, x: &[f32]) {
+    use half::slice::HalfFloatSliceExt;
+    cache.truncate(keep);
+    cache.resize(keep + x.len(), f16::ZERO);
+    cache[keep..].convert_from_f32_slice(x);
 }
 
 fn add(x: &mut [f32], y: &[f32]) {
@@ -156,10 +165,8 @@ impl Decoder {
             self.rope.apply(&mut s.q, c.heads, pos);
             self.rope.apply(&mut s.k, c.kv_heads, pos);
             let (keys, values) = (&mut self.keys[i], &mut self.values[i]);
-            keys.truncate(pos * kv_width);
-            keys.extend_from_slice(&s.k);
-            values.truncate(pos * kv_width);
-            values.extend_from_slice(&s.v);
+            append_f16(keys, pos * kv_width, &s.k);
+            append_f16(values, pos * kv_width, &s.v);
             s.att.resize(s.q.len(), 0.0);
             causal_attention(heads, &s.q, keys, values, pos, &mut s.att);
             s.input.set(&s.att, c.heads * c.head_dim);
