@@ -64,6 +64,7 @@ pub(crate) fn f16_at(b: &[u8], at: usize) -> f32 {
 }
 
 /// The 6-bit scale and min of sub-block `j` of a Q4_K/Q5_K block's 12 packed bytes.
+#[cfg(test)]
 pub(crate) fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
@@ -129,7 +130,8 @@ fn unpack_k45(f: Format, b: &[u8], q: &mut [i32; 256]) -> [(u8, u8); 8] {
             q[64 * c + 32 + l] = (v >> 4) as i32 | (((h >> (2 * c + 1)) & 1) << 4);
         }
     }
-    std::array::from_fn(|j| scale_min_k4(j, scales))
+    let (sc, m) = scales_mins_k4(scales);
+    std::array::from_fn(|j| (sc[j], m[j]))
 }
 
 /// The signed quants (-32..31) of a Q6_K block and its 16 scales.

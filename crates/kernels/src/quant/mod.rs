@@ -12,6 +12,8 @@ mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 mod format;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 mod q8;
 
 pub use format::{dequantize, Format};
@@ -51,22 +53,29 @@ pub enum Kernels {
     Avx2,
     /// AVX2 for one token, AVX-512 VNNI for prompts.
     Avx512,
+    /// NEON for the 32-weight formats on aarch64 (the k-quants stay scalar there).
+    Neon,
 }
 
 impl Kernels {
     /// Whether the AVX2 tiles (and the AVX2 element-wise loops) run.
     pub fn has_avx2(self) -> bool {
-        self != Kernels::Scalar
+        matches!(self, Kernels::Avx2 | Kernels::Avx512)
     }
 }
 
-/// The kernels this CPU runs: AVX-512 VNNI for prompts where present, AVX2 (with FMA and
-/// F16C) otherwise, unless the environment sets `PERCEPT_KERNELS=scalar` (or `avx2`).
+/// The kernels this CPU runs: on x86-64 AVX-512 VNNI for prompts where present, AVX2 (with
+/// FMA and F16C) otherwise; NEON on aarch64; unless the environment sets
+/// `PERCEPT_KERNELS=scalar` (or `avx2`).
 pub fn kernels() -> Kernels {
     static CHOSEN: OnceLock<Kernels> = OnceLock::new();
     *CHOSEN.get_or_init(|| {
         let forced = std::env::var("PERCEPT_KERNELS").unwrap_or_default();
-        if forced == "scalar" || !has_avx2() {
+        if forced == "scalar" {
+            Kernels::Scalar
+        } else if cfg!(target_arch = "aarch64") {
+            Kernels::Neon
+        } else if !has_avx2() {
             Kernels::Scalar
         } else if forced != "avx2" && has_avx512() {
             Kernels::Avx512
@@ -252,6 +261,21 @@ impl QMatrix {
                     |r, a| unsafe { (k.one)([r], [a])[0][0] },
                     |r, a| unsafe { (k.rows)(r, [a]).map(|v| v[0]) },
                     |r, a| unsafe { (k.tokens)(r, a) },
+                );
+            }
+            #[cfg(target_arch = "aarch64")]
+            Kernels::Neon if !f.is_k() => {
+                // SAFETY: NEON is part of every aarch64 CPU; `new` and the checks above make
+                // every row and input `cols` long.
+                let one = |r: &[u8], a| unsafe { neon::dot32(f, r, a) };
+                self.run(
+                    x,
+                    out,
+                    band,
+                    |t| x.row32(t),
+                    one,
+                    |r, a| r.map(|r| one(r, a)),
+                    |r, a| r.map(|r| a.map(|a| one(r, a))),
                 );
             }
             _ if f.is_k() => {

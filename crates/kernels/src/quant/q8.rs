@@ -238,6 +238,7 @@ mod tests {
         }
     }
 
+    #[cfg(target_arch = "x86_64")]
     #[test]
     fn avx2_blocks_quantise_as_the_scalar_code() {
         if !crate::quant::kernels().has_avx2() {

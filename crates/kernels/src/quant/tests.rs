@@ -135,10 +135,15 @@ fn products_track_the_float_product() {
 }
 
 #[test]
-fn avx2_matches_scalar_on_every_bit_pattern_and_odd_shapes() {
-    // The AVX2 tiles compute what the scalar code does; the AVX-512 prompt kernel quantises
-    // k-quant activations per 32 and has its own test below.
-    if !kernels().has_avx2() {
+fn simd_matches_scalar_on_every_bit_pattern_and_odd_shapes() {
+    // The AVX2 tiles and NEON compute what the scalar code does; the AVX-512 prompt kernel
+    // quantises k-quant activations per 32 and has its own test below.
+    let simd = match kernels() {
+        Kernels::Avx2 | Kernels::Avx512 => Kernels::Avx2,
+        Kernels::Neon => Kernels::Neon,
+        Kernels::Scalar => Kernels::Scalar,
+    };
+    if simd == Kernels::Scalar {
         eprintln!("no SIMD kernels on this CPU (or PERCEPT_KERNELS=scalar): nothing to compare");
         return;
     }
