@@ -72,13 +72,32 @@ impl<E: Elementwise> CustomOp1 for Map<E> {
         let xs = &data[start..end];
         let mut out = vec![0f32; xs.len()];
         let chunk = chunk_len(xs.len(), 1, 1, 1 << 15);
-        for_chunks(&mut out, chunk, |first, out| {
-            for (o, &x) in out.iter_mut().zip(&xs[first..]) {
-                *o = E::f(x);
-            }
-        });
+        for_chunks(&mut out, chunk, |first, out| map::<E>(&xs[first..], out));
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
+}
+
+/// `out[i] = E::f(xs[i])`, compiled for AVX2 and FMA where the CPU has them (by hand rather
+/// than `simd::multiversion!`, which takes no type parameters).
+fn map<E: Elementwise>(xs: &[f32], out: &mut [f32]) {
+    #[inline(always)]
+    fn body<E: Elementwise>(xs: &[f32], out: &mut [f32]) {
+        for (o, &x) in out.iter_mut().zip(xs) {
+            *o = E::f(x);
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn avx2<E: Elementwise>(xs: &[f32], out: &mut [f32]) {
+        body::<E>(xs, out)
+    }
+    #[cfg(target_arch = "x86_64")]
+    if crate::quant::kernels().has_avx2() {
+        // SAFETY: `Kernels::Avx2` and `Avx512` are only chosen where the CPU has AVX2, FMA
+        // and F16C.
+        return unsafe { avx2::<E>(xs, out) };
+    }
+    body::<E>(xs, out)
 }
 
 #[cfg(test)]

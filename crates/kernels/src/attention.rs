@@ -69,22 +69,31 @@ impl CustomOp3 for AttendOne {
         out.par_chunks_mut(d.max(1)).enumerate().for_each_init(
             Vec::new,
             |scores: &mut Vec<f32>, (bh, o)| {
-                crate::simd::run(|| {
-                    let qi = &q[bh * d..(bh + 1) * d];
-                    let keys = &k[bh * t * d..(bh + 1) * t * d];
-                    let vals = &v[bh * t * d..(bh + 1) * t * d];
-                    scores.clear();
-                    scores.extend(keys.chunks_exact(d).map(|kr| dot(qi, kr) * self.scale));
-                    softmax_in_place(scores);
-                    for (p, vr) in scores.iter().zip(vals.chunks_exact(d)) {
-                        for (o, x) in o.iter_mut().zip(vr) {
-                            *o += p * x;
-                        }
-                    }
-                })
+                let qi = &q[bh * d..(bh + 1) * d];
+                let keys = &k[bh * t * d..(bh + 1) * t * d];
+                let vals = &v[bh * t * d..(bh + 1) * t * d];
+                attend(qi, keys, vals, self.scale, scores, o);
             },
         );
         Ok((CpuStorage::F32(out), Shape::from((b, h, 1, d))))
+    }
+}
+
+crate::simd::multiversion! {
+    /// One query row against its head's keys and values (rows of `q.len()`), added to `o`.
+    fn attend(q: &[f32], keys: &[f32], vals: &[f32], scale: f32, scores: &mut Vec<f32>, o: &mut [f32]) {
+        let d = q.len().max(1);
+        scores.resize(keys.len() / d, 0.0);
+        // Plain loops: an iterator adapter's closure is compiled apart, without the features.
+        for (score, kr) in scores.iter_mut().zip(keys.chunks_exact(d)) {
+            *score = dot(q, kr) * scale;
+        }
+        softmax_in_place(scores);
+        for (p, vr) in scores.iter().zip(vals.chunks_exact(d)) {
+            for (o, x) in o.iter_mut().zip(vr) {
+                *o += p * x;
+            }
+        }
     }
 }
 

@@ -87,13 +87,17 @@ fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
     Ok(&data[start..end])
 }
 
-fn gemv(x: &[f32], rows: usize, w: &[f32], n: usize, bias: Option<&[f32]>) -> (CpuStorage, Shape) {
-    let k = w.len() / n.max(1);
-    // Output-major ([n, rows]) so each task owns a contiguous band.
-    let mut out_t = vec![0f32; n * rows];
-    let chunk = chunk_len(n, rows, rows * k, 1 << 15);
-    for_chunks(&mut out_t, chunk, |first, band| {
-        let j0 = first / rows;
+crate::simd::multiversion! {
+    /// Output rows `j0..` of the band (`rows` values each, one per input row).
+    fn gemv_band(
+        x: &[f32],
+        w: &[f32],
+        k: usize,
+        bias: Option<&[f32]>,
+        j0: usize,
+        band: &mut [f32],
+        rows: usize,
+    ) {
         for (dj, outs) in band.chunks_mut(rows).enumerate() {
             let j = j0 + dj;
             let wr = &w[j * k..(j + 1) * k];
@@ -102,6 +106,16 @@ fn gemv(x: &[f32], rows: usize, w: &[f32], n: usize, bias: Option<&[f32]>) -> (C
                 *o = dot(&x[i * k..(i + 1) * k], wr) + b;
             }
         }
+    }
+}
+
+fn gemv(x: &[f32], rows: usize, w: &[f32], n: usize, bias: Option<&[f32]>) -> (CpuStorage, Shape) {
+    let k = w.len() / n.max(1);
+    // Output-major ([n, rows]) so each task owns a contiguous band.
+    let mut out_t = vec![0f32; n * rows];
+    let chunk = chunk_len(n, rows, rows * k, 1 << 15);
+    for_chunks(&mut out_t, chunk, |first, band| {
+        gemv_band(x, w, k, bias, first / rows, band, rows)
     });
     let out = if rows == 1 {
         out_t

@@ -8,26 +8,26 @@ use crate::softmax::softmax_in_place;
 pub use half::f16;
 use rayon::prelude::*;
 
-/// `out = x / rms(x) * w` for each row of `x` (rows of `w.len()` values).
-pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
-    let n = w.len().max(1);
-    crate::simd::run(|| {
+crate::simd::multiversion! {
+    /// `out = x / rms(x) * w` for each row of `x` (rows of `w.len()` values).
+    pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+        let n = w.len().max(1);
         for (xr, or) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
             let scale = 1.0 / (dot(xr, xr) / n as f32 + eps).sqrt();
             for ((o, &v), &g) in or.iter_mut().zip(xr).zip(w) {
                 *o = v * scale * g;
             }
         }
-    })
+    }
 }
 
-/// `gate = silu(gate) * up`, element by element.
-pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
-    crate::simd::run(|| {
+crate::simd::multiversion! {
+    /// `gate = silu(gate) * up`, element by element.
+    pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
         for (g, &u) in gate.iter_mut().zip(up) {
             *g = *g / (1.0 + exp(-*g)) * u;
         }
-    })
+    }
 }
 
 /// Rotary position embedding for heads of `head_dim`, with cosines and sines kept for the
@@ -113,24 +113,49 @@ pub fn causal_attention(h: Heads, q: &[f32], k: &[f16], v: &[f16], pos: usize, o
     out.par_chunks_mut(d)
         .enumerate()
         .for_each_init(Vec::new, |scores, (i, o)| {
-            crate::simd::run(|| {
-                let (t, head) = (i / h.heads, i % h.heads);
-                let qh = &q[t * width + head * d..][..d];
-                let kv_off = (head / group) * d;
-                let seen = pos + t + 1;
-                // Plain loops: an iterator adapter's closure would be compiled apart from
-                // this function, without its AVX2.
-                scores.resize(seen, 0.0);
-                for (s, score) in scores.iter_mut().enumerate() {
-                    *score = dot_f16(f16c, qh, &k[s * kv_width + kv_off..][..d]) * scale;
-                }
-                softmax_in_place(scores);
-                o.fill(0.0);
-                for (s, &p) in scores.iter().enumerate() {
-                    add_scaled_f16(f16c, o, p, &v[s * kv_width + kv_off..][..d]);
-                }
-            })
+            let (t, head) = (i / h.heads, i % h.heads);
+            let at = Head {
+                q: &q[t * width + head * d..][..d],
+                kv_off: (head / group) * d,
+                kv_width,
+                seen: pos + t + 1,
+                scale,
+            };
+            attend_head(f16c, at, k, v, scores, o);
         });
+}
+
+/// One query head's place in the cache.
+#[derive(Clone, Copy)]
+struct Head<'a> {
+    q: &'a [f32],
+    kv_off: usize,
+    kv_width: usize,
+    seen: usize,
+    scale: f32,
+}
+
+crate::simd::multiversion! {
+    /// One head's attention over the cache's first `h.seen` positions into `o`.
+    fn attend_head(
+        f16c: bool,
+        h: Head<'_>,
+        k: &[f16],
+        v: &[f16],
+        scores: &mut Vec<f32>,
+        o: &mut [f32],
+    ) {
+        let d = h.q.len();
+        scores.resize(h.seen, 0.0);
+        for (s, score) in scores.iter_mut().enumerate() {
+            *score = dot_f16(f16c, h.q, &k[s * h.kv_width + h.kv_off..][..d]) * h.scale;
+        }
+        softmax_in_place(scores);
+        o.fill(0.0);
+        for (s, &p) in scores.iter().enumerate() {
+            add_scaled_f16(f16c, o, p, &v[s * h.kv_width + h.kv_off..][..d]);
+        }
+    }
 }
 
 /// `a . b`, `b` in f16; `f16c`: the CPU has AVX2, FMA and F16C.

@@ -33,6 +33,15 @@ pub(crate) fn softmax_in_place(row: &mut [f32]) {
     }
 }
 
+crate::simd::multiversion! {
+    /// Softmax of each row of `dim` values in `rows`.
+    fn softmax_rows(rows: &mut [f32], dim: usize) {
+        for row in rows.chunks_mut(dim) {
+            softmax_in_place(row);
+        }
+    }
+}
+
 struct Softmax;
 
 impl CustomOp1 for Softmax {
@@ -50,11 +59,7 @@ impl CustomOp1 for Softmax {
         let dim = layout.dims().last().copied().unwrap_or(1).max(1);
         let mut out = data[start..end].to_vec();
         let chunk = chunk_len(out.len() / dim, dim, dim, 1 << 14);
-        for_chunks(&mut out, chunk, |_, rows| {
-            for row in rows.chunks_mut(dim) {
-                softmax_in_place(row);
-            }
-        });
+        for_chunks(&mut out, chunk, |_, rows| softmax_rows(rows, dim));
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 }
