@@ -77,12 +77,17 @@ impl Engine {
     }
 
     pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<Self> {
-        let gg = GgufFile::open(path)?;
+        let mut gg = GgufFile::open(path)?;
         let meta = gg.meta();
         let tokenizer = TextTokenizer::from_gguf(&meta, path.parent())?;
         let bos = tokenizer.bos.as_ref().map(|b| b.1.as_str()).unwrap_or("");
         let eos = tokenizer.eos.as_ref().map(|b| b.1.as_str()).unwrap_or("");
         let template = ChatTemplate::new(meta.opt_string("tokenizer.chat_template"), bos, eos);
+        // The vocabulary's arrays (tens of thousands of strings) are the tokenizer's now; freed
+        // before the weights load, their memory is reused rather than added to the peak.
+        gg.content
+            .metadata
+            .retain(|k, _| !k.starts_with("tokenizer.ggml."));
         let model = Model::load(gg, opts)?;
         Ok(Engine {
             model,
