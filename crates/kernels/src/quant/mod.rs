@@ -16,7 +16,7 @@ mod format;
 mod neon;
 mod q8;
 
-pub use format::{dequantize, Format};
+pub use format::{dequantize, quantize_q8_0, Format};
 pub use q8::QInput;
 
 use crate::parallel::{chunk_len, for_chunks};
