@@ -58,7 +58,8 @@ enum Command {
 /// glibc serves allocations over its mmap threshold (at most 32 MiB) with fresh pages and
 /// unmaps them on free, so each of candle's large temporaries (Whisper's encoder attention is
 /// 54 MB per layer) costs a page fault and a zeroing per 4 KiB, every window: about a tenth of
-/// the encoder's time on a quiet machine and nearly half on a busy one. Served from the heap
+/// the encoder's time in a profile on a quiet machine, and a third to a half of it measured on
+/// a busy one. Served from the heap
 /// and kept there after free, they are reused instead (peak RSS +20-40 MB for Whisper, none
 /// measured for the LLM).
 fn tune_allocator() {

@@ -3,9 +3,10 @@
 //! token costs one row of work instead of a re-run of the whole sequence.
 
 use crate::weights::{Dims, Weights};
+use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::{Conv1d, Conv1dConfig, LayerNorm};
-use percept_kernels::quant::{quantize_q8_0, Format, QInput, QMatrix};
+use percept_kernels::quant::{Format, QInput, QMatrix};
 use percept_kernels::Linear;
 
 struct Attention {
@@ -155,8 +156,7 @@ pub struct Whisper {
     embed: Tensor,
     /// The vocabulary projection as Q8_0 on CPU: per token it reads 51864 x d weights, the
     /// largest single cost of a decoding step in f32; Q8_0 reads a quarter of the bytes and
-    /// runs on percept-kernels' quantised products (candle's Q8_0 matmul, used before,
-    /// quantised its input and dotted each row in about three times the time).
+    /// runs on percept-kernels' quantised products, as the LLM's do (candle quantises it).
     logits_q8: Option<QMatrix>,
     dec_pos: Tensor,
     dec_layers: Vec<Layer>,
@@ -208,11 +208,8 @@ impl Whisper {
         let dec_ln = w.layer_norm("model.decoder.layer_norm")?;
         let logits_q8 = if embed.device().is_cpu() && embed.dim(1)? % 32 == 0 {
             let (vocab, d) = embed.dims2()?;
-            let values = embed
-                .to_dtype(DType::F32)?
-                .flatten_all()?
-                .to_vec1::<f32>()?;
-            let m = QMatrix::new("vocabulary", Format::Q8_0, vocab, d, quantize_q8_0(&values))
+            let q = QTensor::quantize(&embed.to_dtype(DType::F32)?, GgmlDType::Q8_0)?;
+            let m = QMatrix::new("vocabulary", Format::Q8_0, vocab, d, q.data()?.into_owned())
                 .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
             Some(m)
         } else {

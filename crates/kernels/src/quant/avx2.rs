@@ -286,29 +286,10 @@ unsafe fn block_k45<const F: u8, const T: usize>(
     acts: &[Act256<'_>; T],
     acc: &mut [__m256; T],
 ) {
-    let low = _mm256_set1_epi8(0x0f);
-    let one = _mm256_set1_epi8(1);
     let (scales, mins) = scales_mins_k4(&b[4..16]);
-    let (qh, qs) = if F == Q5K {
-        (Some(load(&b[16..48])), &b[48..176])
-    } else {
-        (None, &b[16..144])
-    };
     let mut sumi = [_mm256_setzero_si256(); T];
     for c in 0..4 {
-        let q4 = load(&qs[32 * c..]);
-        let mut lo = _mm256_and_si256(q4, low);
-        let mut hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), low);
-        if let Some(h) = qh {
-            let bit_lo =
-                _mm256_and_si256(_mm256_srl_epi16(h, _mm_cvtsi32_si128(2 * c as i32)), one);
-            let bit_hi = _mm256_and_si256(
-                _mm256_srl_epi16(h, _mm_cvtsi32_si128(2 * c as i32 + 1)),
-                one,
-            );
-            lo = _mm256_or_si256(lo, _mm256_slli_epi16(bit_lo, 4));
-            hi = _mm256_or_si256(hi, _mm256_slli_epi16(bit_hi, 4));
-        }
+        let [lo, hi] = k45_quants(b, F == Q5K, c);
         let (s_lo, s_hi) = (
             _mm256_set1_epi16(scales[2 * c] as i16),
             _mm256_set1_epi16(scales[2 * c + 1] as i16),
@@ -345,26 +326,10 @@ unsafe fn block_q6k<const T: usize>(
     acts: &[Act256<'_>; T],
     acc: &mut [__m256; T],
 ) {
-    let low = _mm256_set1_epi8(0x0f);
-    let two_bits = _mm256_set1_epi8(3);
     let mut sumi = [_mm256_setzero_si256(); T];
     for h in 0..2 {
-        let ql = &b[64 * h..];
-        let qh = load(&b[128 + 32 * h..]);
         let sc = &b[192 + 8 * h..];
-        let (l0, l1) = (load(ql), load(&ql[32..]));
-        let quants = [
-            _mm256_or_si256(_mm256_and_si256(l0, low), high2(qh, 0, two_bits)),
-            _mm256_or_si256(_mm256_and_si256(l1, low), high2(qh, 2, two_bits)),
-            _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi16(l0, 4), low),
-                high2(qh, 4, two_bits),
-            ),
-            _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi16(l1, 4), low),
-                high2(qh, 6, two_bits),
-            ),
-        ];
+        let quants = q6k_quants(b, h);
         for (v, &q) in quants.iter().enumerate() {
             let scales = _mm256_set_m128i(
                 _mm_set1_epi16(sc[2 * v + 1] as i8 as i16),
@@ -387,10 +352,56 @@ unsafe fn block_q6k<const T: usize>(
     }
 }
 
+/// Quants `64c..64c + 64` of a Q4_K (`five` false) or Q5_K block, unsigned: the low nibbles
+/// of 32 bytes, then their high nibbles, each with its fifth bit for Q5_K.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn k45_quants(b: &[u8], five: bool, c: usize) -> [__m256i; 2] {
+    let low = _mm256_set1_epi8(0x0f);
+    let qs = if five { &b[48..176] } else { &b[16..144] };
+    let q4 = load(&qs[32 * c..]);
+    let mut halves = [
+        _mm256_and_si256(q4, low),
+        _mm256_and_si256(_mm256_srli_epi16(q4, 4), low),
+    ];
+    if five {
+        let qh = load(&b[16..48]);
+        for (k, half) in halves.iter_mut().enumerate() {
+            let shift = _mm_cvtsi32_si128((2 * c + k) as i32);
+            let bit = _mm256_and_si256(_mm256_srl_epi16(qh, shift), _mm256_set1_epi8(1));
+            *half = _mm256_or_si256(*half, _mm256_slli_epi16(bit, 4));
+        }
+    }
+    halves
+}
+
+/// Quants `128h..128h + 128` of a Q6_K block, unsigned (0..63), in four runs of 32.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn q6k_quants(b: &[u8], h: usize) -> [__m256i; 4] {
+    let low = _mm256_set1_epi8(0x0f);
+    let two_bits = _mm256_set1_epi8(3);
+    let ql = &b[64 * h..];
+    let qh = load(&b[128 + 32 * h..]);
+    let (l0, l1) = (load(ql), load(&ql[32..]));
+    [
+        _mm256_or_si256(_mm256_and_si256(l0, low), high2(qh, 0, two_bits)),
+        _mm256_or_si256(_mm256_and_si256(l1, low), high2(qh, 2, two_bits)),
+        _mm256_or_si256(
+            _mm256_and_si256(_mm256_srli_epi16(l0, 4), low),
+            high2(qh, 4, two_bits),
+        ),
+        _mm256_or_si256(
+            _mm256_and_si256(_mm256_srli_epi16(l1, 4), low),
+            high2(qh, 6, two_bits),
+        ),
+    ]
+}
+
 /// Two bits of every byte of `qh` from bit `s`, moved to bits 4 and 5.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn high2(qh: __m256i, s: i32, two_bits: __m256i) -> __m256i {
+unsafe fn high2(qh: __m256i, s: i32, two_bits: __m256i) -> __m256i {
     let bits = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(s)), two_bits);
     _mm256_slli_epi16(bits, 4)
 }

@@ -1,8 +1,8 @@
 //! AVX-512 VNNI products for prompts (many input rows), one kernel for every block format.
 //!
 //! A task first decodes its band of weight rows into a common form: signed byte quants, a
-//! float scale per four quants (one 32-bit lane of `vpdpbusd`), and per 32 quants two terms
-//! that meet the activations' per-32 sums and scales. The band then meets the prompt's rows
+//! float scale and an integer start per four quants (one 32-bit lane of `vpdpbusd`), and per
+//! 32 quants the min that meets the activations' per-32 sums. The band then meets the prompt's rows
 //! four rows by four tokens at a time, 64 quants per instruction: with the decoding paid
 //! once per band rather than once per four tokens, each 64 products cost a `vpdpbusd`, a
 //! conversion and two float operations.
@@ -19,7 +19,7 @@
 
 #![allow(unsafe_op_in_unsafe_fn)]
 
-use super::avx2::{self, f16, load, widen32};
+use super::avx2::{self, f16, widen32};
 use super::format::{scales_mins_k4, Format};
 use super::q8::Act32;
 use std::arch::x86_64::*;
@@ -45,7 +45,7 @@ pub(crate) struct Band {
     start: Vec<i32>,
     /// Per 32 quants: the value added to each weight (it meets the activations' scaled sum).
     min: Vec<f32>,
-    /// Whether any min is not zero.
+    /// Whether the format has mins (the others leave `min` at zero and skip it).
     has_min: bool,
 }
 
@@ -54,6 +54,7 @@ impl Band {
     ///
     /// # Safety
     /// The CPU must have the features [`available`] checks.
+    #[target_feature(enable = "avx2,fma,f16c")]
     pub(crate) unsafe fn decode<'a>(
         &mut self,
         f: Format,
@@ -111,30 +112,13 @@ impl Band {
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn block_k45(&mut self, b: &[u8], at: usize, five: bool) {
         let (d, dmin) = (f16(b, 0), f16(b, 2));
-        let low = _mm256_set1_epi8(0x0f);
-        let one = _mm256_set1_epi8(1);
         let (scales, mins) = scales_mins_k4(&b[4..16]);
-        let (qh, qs) = if five {
-            (Some(load(&b[16..48])), &b[48..176])
-        } else {
-            (None, &b[16..144])
-        };
         for c in 0..4 {
-            let q4 = load(&qs[32 * c..]);
-            let mut halves = [
-                _mm256_and_si256(q4, low),
-                _mm256_and_si256(_mm256_srli_epi16(q4, 4), low),
-            ];
-            for (k, half) in halves.iter_mut().enumerate() {
-                if let Some(h) = qh {
-                    let shift = _mm_cvtsi32_si128((2 * c + k) as i32);
-                    let bit = _mm256_and_si256(_mm256_srl_epi16(h, shift), one);
-                    *half = _mm256_or_si256(*half, _mm256_slli_epi16(bit, 4));
-                }
+            for (k, half) in avx2::k45_quants(b, five, c).into_iter().enumerate() {
                 let j = 2 * c + k;
-                let (ds, m) = (d * scales[j] as f32, mins[j]);
-                self.put(at + 32 * j, *half, ds, ds);
-                self.min[at / 32 + j] = -dmin * m as f32;
+                let ds = d * scales[j] as f32;
+                self.put(at + 32 * j, half, ds, ds);
+                self.min[at / 32 + j] = -dmin * mins[j] as f32;
             }
         }
     }
@@ -143,30 +127,12 @@ impl Band {
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn block_q6k(&mut self, b: &[u8], at: usize) {
         let d = f16(b, 208);
-        let low = _mm256_set1_epi8(0x0f);
-        let two_bits = _mm256_set1_epi8(3);
         let centre = _mm256_set1_epi8(32);
         for h in 0..2 {
-            let ql = &b[64 * h..];
-            let qh = load(&b[128 + 32 * h..]);
-            let (l0, l1) = (load(ql), load(&ql[32..]));
-            let quants = [
-                _mm256_or_si256(_mm256_and_si256(l0, low), avx2::high2(qh, 0, two_bits)),
-                _mm256_or_si256(_mm256_and_si256(l1, low), avx2::high2(qh, 2, two_bits)),
-                _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16(l0, 4), low),
-                    avx2::high2(qh, 4, two_bits),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16(l1, 4), low),
-                    avx2::high2(qh, 6, two_bits),
-                ),
-            ];
-            for (v, &q) in quants.iter().enumerate() {
+            for (v, q) in avx2::q6k_quants(b, h).into_iter().enumerate() {
                 let j = 4 * h + v;
                 let sc = |k: usize| d * b[192 + 2 * j + k] as i8 as f32;
-                let (d0, d1) = (sc(0), sc(1));
-                self.put(at + 32 * j, _mm256_sub_epi8(q, centre), d0, d1);
+                self.put(at + 32 * j, _mm256_sub_epi8(q, centre), sc(0), sc(1));
                 self.min[at / 32 + j] = 0.0;
             }
         }

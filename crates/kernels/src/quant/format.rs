@@ -151,20 +151,6 @@ fn unpack_q6k(b: &[u8], q: &mut [i32; 256]) -> [i8; 16] {
     std::array::from_fn(|i| b[192 + i] as i8)
 }
 
-/// `x` (whole blocks of 32 values) as Q8_0 blocks, as GGML quantises: per 32 values an f16
-/// scale `max|x| / 127` and the values over it rounded (half away from zero) to bytes.
-pub fn quantize_q8_0(x: &[f32]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(x.len() / 32 * 34);
-    for xs in x.chunks_exact(32) {
-        let amax = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let d = amax / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-        out.extend(f16::from_f32(d).to_le_bytes());
-        out.extend(xs.iter().map(|&v| (v * id).round() as i8 as u8));
-    }
-    out
-}
-
 /// Writes the weights of one row of blocks into `out` (`out.len()` weights).
 pub fn dequantize(f: Format, row: &[u8], out: &mut [f32]) {
     let (n, bytes) = (f.block_len(), f.block_bytes());

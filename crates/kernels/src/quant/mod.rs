@@ -16,7 +16,7 @@ mod format;
 mod neon;
 mod q8;
 
-pub use format::{dequantize, quantize_q8_0, Format};
+pub use format::{dequantize, Format};
 pub use q8::QInput;
 
 use crate::parallel::{chunk_len, for_chunks};
@@ -267,40 +267,25 @@ impl QMatrix {
             Kernels::Neon if !f.is_k() => {
                 // SAFETY: NEON is part of every aarch64 CPU; `new` and the checks above make
                 // every row and input `cols` long.
-                let one = |r: &[u8], a| unsafe { neon::dot32(f, r, a) };
-                self.run(
+                self.run_each(
                     x,
                     out,
                     band,
                     |t| x.row32(t),
-                    one,
-                    |r, a| r.map(|r| one(r, a)),
-                    |r, a| r.map(|r| a.map(|a| one(r, a))),
+                    |r, a| unsafe { neon::dot32(f, r, a) },
                 );
             }
             _ if f.is_k() => {
-                let one = |r: &[u8], a| format::dot256(f, r, a);
-                self.run(
+                self.run_each(
                     x,
                     out,
                     band,
                     |t| x.row256(t),
-                    one,
-                    |r, a| r.map(|r| one(r, a)),
-                    |r, a| r.map(|r| a.map(|a| one(r, a))),
+                    |r, a| format::dot256(f, r, a),
                 );
             }
             _ => {
-                let one = |r: &[u8], a| format::dot32(f, r, a);
-                self.run(
-                    x,
-                    out,
-                    band,
-                    |t| x.row32(t),
-                    one,
-                    |r, a| r.map(|r| one(r, a)),
-                    |r, a| r.map(|r| a.map(|a| one(r, a))),
-                );
+                self.run_each(x, out, band, |t| x.row32(t), |r, a| format::dot32(f, r, a));
             }
         }
         Ok(())
@@ -346,6 +331,26 @@ impl QMatrix {
         };
         use rayon::prelude::*;
         (0..n).into_par_iter().step_by(band_rows).for_each(task);
+    }
+
+    /// [`QMatrix::run`] with every tile made of one-row, one-input products.
+    fn run_each<A: Copy + Sync>(
+        &self,
+        x: &QInput,
+        out: &mut [f32],
+        band: Option<usize>,
+        act: impl Fn(usize) -> A + Sync,
+        one: impl Fn(&[u8], A) -> f32 + Sync,
+    ) {
+        self.run(
+            x,
+            out,
+            band,
+            act,
+            &one,
+            |r, a| r.map(|r| one(r, a)),
+            |r, a| r.map(|r| a.map(|a| one(r, a))),
+        );
     }
 
     /// Splits the weight rows into bands over the pool. One input row meets four weight rows

@@ -156,16 +156,14 @@ fn quantize32(x: &[f32]) -> Enc32 {
         q: vec![0; x.len()],
         ..Enc32::default()
     };
-    for (xs, qs) in x.chunks_exact(32).zip(e.q.chunks_exact_mut(32)) {
+    let block: fn(&[f32], &mut [i8]) -> (f32, i32) = match () {
         #[cfg(target_arch = "x86_64")]
-        if super::kernels().has_avx2() {
-            // SAFETY: the AVX2 kernels are only chosen where the CPU has AVX2, FMA and F16C.
-            let (d, sum) = unsafe { super::avx2::quantize32(xs, qs) };
-            e.d.push(d);
-            e.s.push(d * sum as f32);
-            continue;
-        }
-        let (d, sum) = quantize_block32(xs, qs);
+        // SAFETY: the AVX2 kernels are only chosen where the CPU has AVX2, FMA and F16C.
+        () if super::kernels().has_avx2() => |xs, qs| unsafe { super::avx2::quantize32(xs, qs) },
+        () => quantize_block32,
+    };
+    for (xs, qs) in x.chunks_exact(32).zip(e.q.chunks_exact_mut(32)) {
+        let (d, sum) = block(xs, qs);
         e.d.push(d);
         e.s.push(d * sum as f32);
     }
@@ -245,18 +243,13 @@ mod tests {
             return;
         }
         // Ties (x.5 with a scale of 1), zeros, and spread values of both signs.
-        let mut blocks = vec![(0..32)
-            .map(|i| i as f32 - 15.5)
-            .chain([127.0])
-            .skip(1)
-            .collect::<Vec<_>>()];
-        blocks.push(vec![0.0; 32]);
-        blocks.push(
+        let blocks: [Vec<f32>; 3] = [
+            (0..31).map(|i| i as f32 - 14.5).chain([-127.0]).collect(),
+            vec![0.0; 32],
             (0..32)
                 .map(|i| ((i * 37 % 29) as f32 - 14.0) * 0.37)
                 .collect(),
-        );
-        blocks[0][31] = -127.0;
+        ];
         for xs in &blocks {
             let (mut a, mut b) = ([0i8; 32], [0i8; 32]);
             let want = quantize_block32(xs, &mut a);

@@ -266,13 +266,3 @@ fn packed_k_scales_unpack_at_once_as_one_by_one() {
         }
     }
 }
-
-#[test]
-fn q8_0_quantisation_matches_candles_bytes() {
-    let mut rng = Rng(19);
-    let mut x = rng.values(32 * 40);
-    x[..32].fill(0.0);
-    let t = Tensor::from_vec(x.clone(), (40, 32), &Device::Cpu).unwrap();
-    let theirs = QTensor::quantize(&t, GgmlDType::Q8_0).unwrap();
-    assert_eq!(quantize_q8_0(&x), theirs.data().unwrap().into_owned());
-}
