@@ -14,7 +14,11 @@ pub(crate) fn exp(x: f32) -> f32 {
     p = p * r + 0.166_666_65;
     p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
-    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    // `n` is a whole number in [-126, 127]: adding 1.5 * 2^23 puts it in the low mantissa
+    // bits, read out without a float-to-int cast (whose saturating checks Rust does not
+    // vectorise).
+    let i = (n + 12_582_912.0).to_bits().wrapping_sub(0x4b40_0000);
+    y * f32::from_bits(i.wrapping_add(127) << 23)
 }
 
 /// The error function (Abramowitz and Stegun 7.1.26), absolute error under 6e-7 in f32.
