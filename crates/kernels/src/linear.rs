@@ -4,11 +4,17 @@
 //! `[rows <= 8, k] x [k, n]` product. candle hands those to gemm's single-threaded
 //! fallback; here each thread takes a band of the weight's rows and dots them with
 //! every input row, reading the weights once.
+//!
+//! [`Linear::into_q8`] keeps the weights as Q8_0 instead (a quarter of the bytes a token
+//! reads) and runs every product on [`crate::quant`]'s integer kernels.
 
 use crate::math::dot;
 use crate::on_cpu_f32;
 use crate::parallel::{chunk_len, for_chunks};
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Module, Result, Shape, Tensor};
+use crate::quant::{Format, QInput, QMatrix};
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Module, Result, Shape, Tensor};
+use std::sync::Arc;
 
 /// Inputs with more rows than this go to candle's gemm, which blocks for cache reuse.
 const MAX_ROWS: usize = 8;
@@ -17,13 +23,54 @@ const MAX_ROWS: usize = 8;
 #[derive(Clone, Debug)]
 pub struct Linear {
     inner: candle_nn::Linear,
+    q8: Option<Arc<Q8Linear>>,
+}
+
+/// The Q8_0 form of a layer: its weights quantised by candle's own Q8_0 quantiser.
+#[derive(Debug)]
+struct Q8Linear {
+    w: QMatrix,
+    bias: Option<Vec<f32>>,
 }
 
 impl Linear {
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
         Linear {
             inner: candle_nn::Linear::new(weight, bias),
+            q8: None,
         }
+    }
+
+    /// The same layer with Q8_0 weights (one f32 scale per 32) for f32 inputs on the CPU:
+    /// what CTranslate2 calls int8. Layers elsewhere, or whose input width is not a whole
+    /// number of blocks, are returned unchanged. The f32 weights stay for other devices'
+    /// inputs and dtypes.
+    pub fn into_q8(self) -> Result<Self> {
+        let w = self.weight();
+        let (n, k) = w.dims2()?;
+        if !w.device().is_cpu() || k % 32 != 0 {
+            return Ok(self);
+        }
+        // A fresh f32 copy: `QTensor::quantize` reads the storage from its start, so a view
+        // (one of a fused QKV matrix's thirds) would quantise the wrong rows.
+        let values = w.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let w = Tensor::from_vec(values, (n, k), w.device())?;
+        let q = QTensor::quantize(&w, GgmlDType::Q8_0)?;
+        let w = QMatrix::new("linear", Format::Q8_0, n, k, q.data()?.into_owned())
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        let bias = match self.bias() {
+            Some(b) => Some(b.to_dtype(DType::F32)?.to_vec1::<f32>()?),
+            None => None,
+        };
+        Ok(Linear {
+            q8: Some(Arc::new(Q8Linear { w, bias })),
+            ..self
+        })
+    }
+
+    /// Whether [`Linear::into_q8`] took.
+    pub fn is_q8(&self) -> bool {
+        self.q8.is_some()
     }
 
     pub fn weight(&self) -> &Tensor {
@@ -51,12 +98,41 @@ impl Linear {
 
 impl From<candle_nn::Linear> for Linear {
     fn from(inner: candle_nn::Linear) -> Self {
-        Linear { inner }
+        Linear { inner, q8: None }
+    }
+}
+
+impl Q8Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (n, k) = (self.w.rows(), self.w.cols());
+        let values = x.flatten_all()?.to_vec1::<f32>()?;
+        let rows = values.len() / k;
+        let mut out = vec![0f32; rows * n];
+        self.w
+            .matmul(&QInput::new(&values, k), &mut out)
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        if let Some(b) = &self.bias {
+            for row in out.chunks_mut(n) {
+                for (o, b) in row.iter_mut().zip(b) {
+                    *o += b;
+                }
+            }
+        }
+        let mut dims = x.dims().to_vec();
+        if let Some(last) = dims.last_mut() {
+            *last = n;
+        }
+        Tensor::from_vec(out, dims, x.device())
     }
 }
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if let Some(q) = &self.q8 {
+            if on_cpu_f32(x) && x.dims().last() == Some(&q.w.cols()) {
+                return q.forward(x);
+            }
+        }
         if !self.takes_gemv(x)? {
             return self.inner.forward(x);
         }
@@ -204,6 +280,45 @@ mod tests {
                 assert!(d < 1e-4, "{shape:?}: {d}");
             }
         }
+        Ok(())
+    }
+
+    /// Q8_0 against the f32 layer: per output, the error is bounded by the weights' and the
+    /// inputs' rounding (half a step of each block's scale), summed over the row.
+    #[test]
+    fn q8_is_within_its_rounding_of_f32_for_every_row_count() -> Result<()> {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 0.1, (96, 384), &dev)?;
+        let b = Tensor::randn(0f32, 0.1, 96, &dev)?;
+        for bias in [Some(b), None] {
+            let f32_layer = Linear::new(w.clone(), bias.clone());
+            let q8 = f32_layer.clone().into_q8()?;
+            assert!(q8.is_q8());
+            for shape in [(1, 1, 384), (1, 5, 384), (2, 12, 384)] {
+                let x = Tensor::randn(0f32, 1.0, shape, &dev)?;
+                let (a, c) = (q8.forward(&x)?, f32_layer.forward(&x)?);
+                assert_eq!(a.dims(), c.dims());
+                let d = (&a - &c)?.abs()?.max_all()?.to_scalar::<f32>()?;
+                let scale = c.abs()?.max_all()?.to_scalar::<f32>()?;
+                assert!(d > 0.0 && d < 0.02 * scale, "{shape:?}: {d} of {scale}");
+            }
+        }
+        // A view into a larger matrix (as a fused QKV's thirds are) quantises its own rows.
+        let fused = Tensor::randn(0f32, 0.1, (3 * 96, 384), &dev)?;
+        let third = Linear::new(fused.narrow(0, 96, 96)?, None);
+        let x = Tensor::randn(0f32, 1.0, (3, 384), &dev)?;
+        let (a, c) = (third.clone().into_q8()?.forward(&x)?, third.forward(&x)?);
+        let d = (&a - &c)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(
+            d < 0.02 * c.abs()?.max_all()?.to_scalar::<f32>()?,
+            "view: {d}"
+        );
+        // A width that is not whole blocks stays f32, and so do f64 inputs.
+        let odd = Linear::new(Tensor::randn(0f32, 0.1, (4, 33), &dev)?, None).into_q8()?;
+        assert!(!odd.is_q8());
+        let x = Tensor::randn(0f64, 1.0, (2, 384), &dev)?;
+        let w64 = Linear::new(w.to_dtype(DType::F64)?, None).into_q8()?;
+        assert_eq!(w64.forward(&x)?.dims(), &[2, 96]);
         Ok(())
     }
 }

@@ -105,6 +105,8 @@ pub struct Speech {
     pub language: Option<String>,
     /// Encode a clip shorter than 30 s at its own length (see `transcribe --short-window`).
     pub short_window: Option<bool>,
+    /// The decoder's weights on the CPU: `"int8"` (Q8_0, the default) or `"float32"`.
+    pub precision: Option<percept_whisper::Precision>,
 }
 
 /// The vision stage.
@@ -401,6 +403,17 @@ mod tests {
         assert!(def.probe.enabled);
         assert_eq!(def.probe.candidates, 6);
         assert_eq!(def.runtime.channel_capacity, 4);
+
+        use percept_whisper::Precision;
+        std::fs::write(&path, format!("{base}[speech]\nprecision = \"float32\"\n")).expect("write");
+        let def = super::load(path.to_str().expect("utf-8")).expect("parses");
+        assert_eq!(def.speech.precision, Some(Precision::Float32));
+        std::fs::write(&path, format!("{base}[speech]\nprecision = \"fp8\"\n")).expect("write");
+        let err = format!(
+            "{:#}",
+            super::load(path.to_str().expect("utf-8")).unwrap_err()
+        );
+        assert!(err.contains("precision") || err.contains("fp8"), "{err}");
     }
 
     #[test]

@@ -150,7 +150,8 @@ pub fn read_labels(path: Option<&Path>) -> Result<Vec<String>> {
 pub fn load_speech(def: &PipelineDef) -> Result<Speech> {
     let device = def.device_spec(StageKind::Speech)?.open()?;
     let dir = percept_models::locate(&def.whisper)?;
-    let whisper = Whisper::load(&dir, &device)
+    let precision = def.speech.precision.unwrap_or_default();
+    let whisper = Whisper::load_with(&dir, &device, precision)
         .map_err(|e| PipelineError::stage(format!("loading Whisper from {}", dir.display()), e))?;
     Ok(Speech {
         whisper,

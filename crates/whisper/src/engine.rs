@@ -2,7 +2,7 @@
 
 use crate::filters::LogitRules;
 use crate::mel::MelSpec;
-use crate::model::Whisper as Model;
+use crate::model::{Precision, Whisper as Model};
 use crate::tokens::WhisperTokenizer;
 use crate::transcribe::{Options, SliceSource, Timings};
 use crate::weights::Weights;
@@ -34,12 +34,22 @@ pub struct Whisper {
 }
 
 impl Whisper {
-    /// Loads a model directory (CTranslate2 or Hugging Face layout) on `device`.
+    /// Loads a model directory (CTranslate2 or Hugging Face layout) on `device`, with the
+    /// decoder in Q8_0 on the CPU ([`Precision::Int8`]).
     pub fn load(dir: &Path, device: &Device) -> Result<Self, WhisperError> {
+        Self::load_with(dir, device, Precision::default())
+    }
+
+    /// [`Whisper::load`] with the decoder's weights held as `precision` says.
+    pub fn load_with(
+        dir: &Path,
+        device: &Device,
+        precision: Precision,
+    ) -> Result<Self, WhisperError> {
         let weights = Weights::load(dir, device)?;
         let dims = weights.dims.clone();
         let tokenizer = WhisperTokenizer::load(dir, dims.n_vocab)?;
-        let model = Model::new(weights).map_err(|e| WhisperError::Model {
+        let model = Model::new(weights, precision).map_err(|e| WhisperError::Model {
             path: dir.display().to_string(),
             reason: e.to_string(),
         })?;

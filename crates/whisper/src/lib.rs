@@ -19,6 +19,7 @@ pub mod weights;
 pub use candle_core::Device;
 pub use decode::Task;
 pub use engine::{Whisper, WhisperError};
+pub use model::Precision;
 pub use percept_media::AudioLimits;
 pub use silence::DEFAULT_SILENCE_GATE_DBFS;
 pub use stage::SpeechStage;

@@ -40,6 +40,24 @@ impl Attention {
         })
     }
 
+    /// Q8_0 weights for the projections a decoding step runs per token (see [`Linear::into_q8`]);
+    /// a cross-attention's keys and values come from the encoder once per window, so they
+    /// stay f32.
+    fn into_q8(self, cross: bool) -> Result<Self> {
+        let (k, v) = if cross {
+            (self.k, self.v)
+        } else {
+            (self.k.into_q8()?, self.v.into_q8()?)
+        };
+        Ok(Attention {
+            q: self.q.into_q8()?,
+            k,
+            v,
+            out: self.out.into_q8()?,
+            heads: self.heads,
+        })
+    }
+
     /// Keys and values of `x`, split into heads: (b, h, t, dh).
     fn kv(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
         let k = split_heads(&self.k.forward(x)?, self.heads)?;
@@ -107,6 +125,36 @@ impl Layer {
             },
         })
     }
+
+    fn into_q8(self) -> Result<Self> {
+        let cross = match self.cross {
+            Some((ln, a)) => Some((ln, a.into_q8(true)?)),
+            None => None,
+        };
+        Ok(Layer {
+            attn: self.attn.into_q8(false)?,
+            cross,
+            mlp: Mlp {
+                fc1: self.mlp.fc1.into_q8()?,
+                fc2: self.mlp.fc2.into_q8()?,
+            },
+            ..self
+        })
+    }
+}
+
+/// How the decoder's weights are held on the CPU. The encoder stays f32 either way: it runs
+/// 1500 positions per window as matrix-matrix products, where f32 is as fast at Whisper's
+/// widths.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// The decoder's projections and the vocabulary projection as Q8_0 (CTranslate2's
+    /// `int8`): each token reads a quarter of the bytes.
+    #[default]
+    Int8,
+    /// Every weight as stored, computed in f32 (CTranslate2's `float32`).
+    Float32,
 }
 
 /// Per-window decoder state: cached keys/values and the number of positions consumed.
@@ -165,7 +213,7 @@ pub struct Whisper {
 }
 
 impl Whisper {
-    pub fn new(mut w: Weights) -> Result<Self> {
+    pub fn new(mut w: Weights, precision: Precision) -> Result<Self> {
         let dims = w.dims.clone();
         let conv = |w: &mut Weights, n: &str, stride| -> Result<Conv1d> {
             let cfg = Conv1dConfig {
@@ -205,8 +253,17 @@ impl Whisper {
                 )
             })
             .collect::<Result<Vec<_>>>()?;
+        let int8 = precision == Precision::Int8 && embed.device().is_cpu();
+        let dec_layers = if int8 {
+            dec_layers
+                .into_iter()
+                .map(Layer::into_q8)
+                .collect::<Result<Vec<_>>>()?
+        } else {
+            dec_layers
+        };
         let dec_ln = w.layer_norm("model.decoder.layer_norm")?;
-        let logits_q8 = if embed.device().is_cpu() && embed.dim(1)? % 32 == 0 {
+        let logits_q8 = if int8 && embed.dim(1)? % 32 == 0 {
             let (vocab, d) = embed.dims2()?;
             let q = QTensor::quantize(&embed.to_dtype(DType::F32)?, GgmlDType::Q8_0)?;
             let m = QMatrix::new("vocabulary", Format::Q8_0, vocab, d, q.data()?.into_owned())

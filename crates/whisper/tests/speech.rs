@@ -82,8 +82,16 @@ fn silence_noise_and_tone_give_no_words() {
     let tone: Vec<f32> = (0..n)
         .map(|i| 0.3 * (2.0 * std::f32::consts::PI * 440.0 * i as f32 / 16_000.0).sin())
         .collect();
-    for (name, s) in [("silence", vec![0.0; n]), ("noise", noise), ("tone", tone)] {
-        for m in [tiny(), base()] {
+    // tiny.en is left out on the tone: faster-whisper's own greedy tiny.en writes words on
+    // it too (" You're the best." with int8, " ." with float32: the no-speech probability
+    // sits at 0.47, just under the 0.6 threshold), so which words come out hangs on rounding.
+    let cases = [
+        ("silence", vec![0.0; n], vec![tiny(), base()]),
+        ("noise", noise, vec![tiny(), base()]),
+        ("tone", tone, vec![base()]),
+    ];
+    for (name, s, models) in cases {
+        for m in models {
             let t = m
                 .transcribe_clip(&clip(s.clone()), &Options::default())
                 .unwrap();

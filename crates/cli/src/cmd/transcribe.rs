@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::ValueEnum;
 use percept_core::Transcript;
 use percept_pipeline::def::whisper_def;
-use percept_whisper::{Options, Task};
+use percept_whisper::{Options, Precision, Task};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -19,6 +19,15 @@ pub enum Format {
 pub enum TaskArg {
     Transcribe,
     Translate,
+}
+
+/// The decoder's weights on the CPU, as faster-whisper's `compute_type` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PrecisionArg {
+    /// Q8_0 decoder and vocabulary projections: faster, at faster-whisper int8's accuracy.
+    Int8,
+    /// Every weight in f32: word for word with faster-whisper float32.
+    Float32,
 }
 
 #[derive(Debug, clap::Args)]
@@ -50,6 +59,8 @@ pub struct Args {
     /// window, like whisper.cpp's --audio-ctx: several times faster on short clips.
     #[arg(long)]
     pub short_window: bool,
+    #[arg(long, value_enum, default_value = "int8")]
+    pub precision: PrecisionArg,
     /// Longest audio decoded per file, in seconds.
     #[arg(long, default_value_t = percept_media::AudioLimits::CLI.max_seconds)]
     pub max_audio_s: u32,
@@ -58,7 +69,11 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let def = whisper_def(&args.model, args.device.device.as_deref())?;
+    let mut def = whisper_def(&args.model, args.device.device.as_deref())?;
+    def.speech.precision = Some(match args.precision {
+        PrecisionArg::Int8 => Precision::Int8,
+        PrecisionArg::Float32 => Precision::Float32,
+    });
     let whisper = percept_pipeline::load_whisper(&def)?;
     let opts = Options {
         language: args.language.clone(),

@@ -118,6 +118,16 @@ pub struct QMatrix {
     data: Vec<u8>,
 }
 
+impl std::fmt::Debug for QMatrix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QMatrix")
+            .field("format", &self.format)
+            .field("rows", &self.rows)
+            .field("cols", &self.cols)
+            .finish_non_exhaustive()
+    }
+}
+
 impl QMatrix {
     /// `what` names the tensor in errors.
     pub fn new(

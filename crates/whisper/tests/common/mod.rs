@@ -1,6 +1,6 @@
 #![allow(dead_code)]
 
-use percept_whisper::{Device, Whisper};
+use percept_whisper::{Device, Precision, Whisper};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -11,10 +11,15 @@ pub fn root() -> PathBuf {
 }
 
 pub fn load(id: &str) -> Whisper {
+    load_with(id, Precision::default())
+}
+
+pub fn load_with(id: &str, precision: Precision) -> Whisper {
     let dir = percept_models::locate(id).unwrap_or_else(|e| {
         panic!("model {id} is required for this test but was not found ({e}); run `percept models fetch {id}`")
     });
-    Whisper::load(&dir, &Device::Cpu).unwrap_or_else(|e| panic!("loading {id}: {e}"))
+    Whisper::load_with(&dir, &Device::Cpu, precision)
+        .unwrap_or_else(|e| panic!("loading {id}: {e}"))
 }
 
 pub fn tiny() -> &'static Whisper {
