@@ -10,11 +10,13 @@
 //! - [`softmax_last_dim`]: softmax over rows.
 //! - [`Linear`]: `candle_nn::Linear` with a parallel gemv for a handful of rows.
 //! - [`attend_one`]: attention of one query position over cached keys and values.
+//! - [`attend_all`]: unmasked attention of every position over every key, fused per block.
 //! - [`quant`]: GGML block-quantised matrix products (AVX2, or scalar), for the LLM.
 //! - [`rows`]: RMS norm, rotary embedding, SiLU gate and causal attention on slices.
 
 mod act;
 mod attention;
+mod attention_all;
 mod linear;
 mod math;
 mod parallel;
@@ -25,6 +27,7 @@ mod softmax;
 
 pub use act::{gelu_erf, quick_gelu};
 pub use attention::attend_one;
+pub use attention_all::attend_all;
 pub use linear::Linear;
 pub use softmax::softmax_last_dim;
 

@@ -65,6 +65,16 @@ impl Attention {
         Ok((k, v))
     }
 
+    /// Self-attention of every position of `x` over all of `x`, unmasked (the encoder's),
+    /// on the fused kernel: no score matrix in memory and no head split or merge copies.
+    fn attend_all(&self, x: &Tensor) -> Result<Tensor> {
+        let (q, k, v) = (self.q.forward(x)?, self.k.forward(x)?, self.v.forward(x)?);
+        let dh = q.dim(D::Minus1)? / self.heads;
+        let scale = 1.0 / (dh as f64).sqrt();
+        self.out
+            .forward(&percept_kernels::attend_all(&q, &k, &v, self.heads, scale)?)
+    }
+
     fn attend(&self, x: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let q = split_heads(&self.q.forward(x)?, self.heads)?;
         let dh = q.dim(D::Minus1)?;
@@ -303,8 +313,7 @@ impl Whisper {
             .contiguous()?;
         for l in &self.enc_layers {
             let h = l.attn_ln.forward(&x)?;
-            let (k, v) = l.attn.kv(&h)?;
-            x = (x + l.attn.attend(&h, &k, &v, None)?)?;
+            x = (x + l.attn.attend_all(&h)?)?;
             x = (&x + l.mlp.forward(&l.mlp_ln.forward(&x)?)?)?;
         }
         self.enc_ln.forward(&x)
