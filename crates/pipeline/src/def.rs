@@ -377,6 +377,11 @@ mod tests {
             super::load("quality").expect("quality").speech.short_window,
             Some(false)
         );
+        // Spoken questions on the trimmed window decode in f32 (see pipelines/default.toml).
+        assert_eq!(
+            super::load("default").expect("default").speech.precision,
+            Some(percept_whisper::Precision::Float32)
+        );
     }
 
     #[test]
