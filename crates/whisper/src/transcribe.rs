@@ -229,22 +229,26 @@ impl Engine {
             }
             timings.mel += t0.elapsed();
             let t1 = Instant::now();
-            let features = self.model.encode(&mel)?;
+            // On a pool thread (as the LLM's forward pass): each parallel op then wakes one
+            // other thread instead of all of them while this one sleeps.
+            let features = rayon::scope(|_| self.model.encode(&mel))?;
             timings.encoder += t1.elapsed();
             timings.windows += 1;
             if self.tokenizer.multilingual && language.is_none() {
                 language = Some(dec.detect_language(&features)?.0);
             }
             let t2 = Instant::now();
-            let r = self.decode_with_fallback(
-                &dec,
-                &features,
-                &all_tokens[prompt_reset_since..],
-                language,
-                opts,
-                &mut rng,
-                timings,
-            )?;
+            let r = rayon::scope(|_| {
+                self.decode_with_fallback(
+                    &dec,
+                    &features,
+                    &all_tokens[prompt_reset_since..],
+                    language,
+                    opts,
+                    &mut rng,
+                    timings,
+                )
+            })?;
             timings.decode += t2.elapsed();
             let skip = opts.is_no_speech(r.no_speech_prob, r.avg_logprob);
             let previous_seek = seek;
