@@ -154,8 +154,9 @@ impl Layer {
 }
 
 /// How the decoder's weights are held on the CPU. The encoder stays f32 either way: it runs
-/// 1500 positions per window as matrix-matrix products, where f32 is as fast at Whisper's
-/// widths.
+/// 1500 positions per window as matrix-matrix products, on gemm's AVX-512 kernels where
+/// present; its projections as Q8_0 made tiny.en slower on 183 s of speech (5.0-5.2 s
+/// against 4.7-4.8 s) and less accurate (WER 0.136 against 0.127).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
