@@ -246,7 +246,7 @@ impl QMatrix {
         match k {
             #[cfg(target_arch = "x86_64")]
             Kernels::Avx2 | Kernels::Avx512 if f.is_k() => {
-                let k = avx2::tiles256(f, k == Kernels::Avx512);
+                let k = avx2::tiles256(f, avx2::Build::for_cpu(k == Kernels::Avx512));
                 // SAFETY: `Kernels::Avx2` is only chosen where the CPU has AVX2, FMA and
                 // F16C; `new` and the checks above make every row and input `cols` long.
                 self.run(
@@ -261,7 +261,7 @@ impl QMatrix {
             }
             #[cfg(target_arch = "x86_64")]
             Kernels::Avx2 | Kernels::Avx512 => {
-                let k = avx2::tiles32(f, k == Kernels::Avx512);
+                let k = avx2::tiles32(f, avx2::Build::for_cpu(k == Kernels::Avx512));
                 // SAFETY: as for the k-quants.
                 self.run(
                     x,

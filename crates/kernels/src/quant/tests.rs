@@ -275,3 +275,62 @@ fn packed_k_scales_unpack_at_once_as_one_by_one() {
         }
     }
 }
+
+/// Every compilation of the AVX2 tiles this CPU runs (see `avx2::Build`), called directly,
+/// against the scalar products: four rows by one token, and two or one rows by four tokens.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn every_build_of_the_tiles_matches_scalar() {
+    use super::avx2::{tiles256, tiles32, Build};
+    if !kernels().has_avx2() {
+        eprintln!("no AVX2 on this CPU (or PERCEPT_KERNELS=scalar): nothing to compare");
+        return;
+    }
+    let mut builds = vec![Build::Avx2];
+    if avx512::available() {
+        builds.push(Build::Avx512);
+        if is_x86_feature_detected!("avx512fp16") {
+            builds.push(Build::Avx512Fp16);
+        }
+    }
+    let mut rng = Rng(11);
+    for build in builds {
+        for f in Format::ALL {
+            let cols = 3 * f.block_len();
+            let m = random_matrix(f, 4, cols, &mut rng);
+            let rows: [&[u8]; 4] = std::array::from_fn(|r| m.row(r));
+            let x: Vec<f32> = rng.values(4 * cols).iter().map(|v| v * 50.0).collect();
+            let input = QInput::new(&x, cols);
+            let what = format!("{build:?} {f:?}");
+            // SAFETY: the CPU has the build's features (checked above); every row and input
+            // holds `cols` values.
+            let (by_rows, by_tokens): ([f32; 4], [[f32; 4]; 2]) = unsafe {
+                if f.is_k() {
+                    let k = tiles256(f, build);
+                    let a: [_; 4] = std::array::from_fn(|t| input.row256(t));
+                    let t0 = (k.tokens)([rows[0]], a)[0];
+                    let t1 = (k.tokens)([rows[1]], a)[0];
+                    ((k.rows)(rows, [a[0]]).map(|v| v[0]), [t0, t1])
+                } else {
+                    let k = tiles32(f, build);
+                    let a: [_; 4] = std::array::from_fn(|t| input.row32(t));
+                    let t = (k.tokens)([rows[0], rows[1]], a);
+                    ((k.rows)(rows, [a[0]]).map(|v| v[0]), t)
+                }
+            };
+            let scalar = |r: usize, t: usize| {
+                if f.is_k() {
+                    format::dot256(f, rows[r], input.row256(t))
+                } else {
+                    format::dot32(f, rows[r], input.row32(t))
+                }
+            };
+            let want_rows: Vec<f32> = (0..4).map(|r| scalar(r, 0)).collect();
+            close(&by_rows, &want_rows, 1e-5, &format!("{what} rows"));
+            for (r, got) in by_tokens.iter().enumerate() {
+                let want: Vec<f32> = (0..4).map(|t| scalar(r, t)).collect();
+                close(got, &want, 1e-5, &format!("{what} tokens, row {r}"));
+            }
+        }
+    }
+}
