@@ -163,7 +163,7 @@ fn tiles<const F: u8>(build: Build) -> Tiles32 {
 /// The tiles for format `f`, in one of three compilations of the same code. With 16 vector
 /// registers the four-row tiles keep their sums on the stack, a load and a store per block;
 /// AVX-512's 32 registers hold them (one-token decoding +6-8%). AVX-512 FP16 then closes the
-/// rest of the gap to a `-C target-cpu=native` build (0.81-0.87x before, 0.93-1.03x after on
+/// rest of the gap to a `-C target-cpu=native` build (0.81-0.87x before, 0.93-1.09x after on
 /// SmolLM2's one-token decoding): measured, not explained, as this VM has no hardware
 /// counters; the visible difference is the scale's load (`vmovsh` against `vpinsrw` into
 /// a live register).
