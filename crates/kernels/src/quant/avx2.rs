@@ -367,8 +367,8 @@ unsafe fn bsums(a: &Act256<'_>, i: usize) -> __m256i {
 /// Adds one Q4_K/Q5_K block's products with block `i` of each activation row to `acc`:
 /// `d * sum_j(scale_j * q . y_j)` less `dmin * sum_j(min_j * sum(y_j))`, both scaled by the
 /// activations' `d`; the mins meet the sums per 16 in one `madd`.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
+// Always inlined, with no features of its own, so it takes each tile build's (see `Build`).
+#[inline(always)]
 unsafe fn block_k45<const F: u8, const T: usize>(
     b: &[u8],
     i: usize,
@@ -407,8 +407,8 @@ unsafe fn block_k45<const F: u8, const T: usize>(
 /// Adds one Q6_K block's products with block `i` of each activation row to `acc`, as
 /// [`block_k45`]: the quants are taken unsigned (0..63) and their offset of 32 comes back,
 /// in integers, through the sums per 16.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
+// Always inlined, with no features of its own, so it takes each tile build's (see `Build`).
+#[inline(always)]
 unsafe fn block_q6k<const T: usize>(
     b: &[u8],
     i: usize,
@@ -443,8 +443,8 @@ unsafe fn block_q6k<const T: usize>(
 
 /// Quants `64c..64c + 64` of a Q4_K (`five` false) or Q5_K block, unsigned: the low nibbles
 /// of 32 bytes, then their high nibbles, each with its fifth bit for Q5_K.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
+// Always inlined, with no features of its own, so it takes each tile build's (see `Build`).
+#[inline(always)]
 pub(super) unsafe fn k45_quants(b: &[u8], five: bool, c: usize) -> [__m256i; 2] {
     let low = _mm256_set1_epi8(0x0f);
     let qs = if five { &b[48..176] } else { &b[16..144] };
@@ -465,8 +465,8 @@ pub(super) unsafe fn k45_quants(b: &[u8], five: bool, c: usize) -> [__m256i; 2] 
 }
 
 /// Quants `128h..128h + 128` of a Q6_K block, unsigned (0..63), in four runs of 32.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
+// Always inlined, with no features of its own, so it takes each tile build's (see `Build`).
+#[inline(always)]
 pub(super) unsafe fn q6k_quants(b: &[u8], h: usize) -> [__m256i; 4] {
     let low = _mm256_set1_epi8(0x0f);
     let two_bits = _mm256_set1_epi8(3);
