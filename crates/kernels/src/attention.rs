@@ -33,13 +33,6 @@ struct AttendOne {
     scale: f32,
 }
 
-fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(d), Some((a, b))) => Ok(&d[a..b]),
-        _ => candle_core::bail!("attend-one: contiguous f32 only"),
-    }
-}
-
 impl CustomOp3 for AttendOne {
     fn name(&self) -> &'static str {
         "attend-one"
@@ -64,6 +57,7 @@ impl CustomOp3 for AttendOne {
                 vl.dims()
             );
         }
+        let slice = |s, l| crate::contiguous_f32("attend-one", s, l);
         let (q, k, v) = (slice(qs, ql)?, slice(ks, kl)?, slice(vs, vl)?);
         let mut out = vec![0f32; b * h * d];
         out.par_chunks_mut(d.max(1)).enumerate().for_each_init(

@@ -63,13 +63,6 @@ struct AttendAll {
     scale: f32,
 }
 
-fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(d), Some((a, b))) => Ok(&d[a..b]),
-        _ => candle_core::bail!("attend-all: contiguous f32 only"),
-    }
-}
-
 impl CustomOp3 for AttendAll {
     fn name(&self) -> &'static str {
         "attend-all"
@@ -94,6 +87,7 @@ impl CustomOp3 for AttendAll {
                 vl.dims()
             );
         }
+        let slice = |s, l| crate::contiguous_f32("attend-all", s, l);
         let (q, k, v) = (slice(qs, ql)?, slice(ks, kl)?, slice(vs, vl)?);
         let (heads, dh) = (self.heads, d / self.heads);
         // Each head's keys transposed ([dh, tk]), so a score tile reads 16 keys' values of

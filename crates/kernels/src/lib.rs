@@ -31,6 +31,18 @@ pub use attention_all::attend_all;
 pub use linear::Linear;
 pub use softmax::softmax_last_dim;
 
+/// A custom op's input as contiguous f32 values; `what` names the op and input in errors.
+fn contiguous_f32<'a>(
+    what: &str,
+    s: &'a candle_core::CpuStorage,
+    l: &candle_core::Layout,
+) -> candle_core::Result<&'a [f32]> {
+    match (s, l.contiguous_offsets()) {
+        (candle_core::CpuStorage::F32(d), Some((a, b))) => Ok(&d[a..b]),
+        _ => candle_core::bail!("{what}: contiguous f32 only"),
+    }
+}
+
 /// Whether the fused kernels take `xs`: a f32 tensor on the CPU.
 fn on_cpu_f32(xs: &candle_core::Tensor) -> bool {
     matches!(xs.device(), candle_core::Device::Cpu) && xs.dtype() == candle_core::DType::F32

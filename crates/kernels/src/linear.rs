@@ -153,16 +153,6 @@ impl Module for Linear {
 
 struct Gemv;
 
-fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(data) = s else {
-        candle_core::bail!("gemv {what}: f32 only");
-    };
-    let Some((start, end)) = l.contiguous_offsets() else {
-        candle_core::bail!("gemv {what}: contiguous only");
-    };
-    Ok(&data[start..end])
-}
-
 crate::simd::multiversion! {
     /// Output rows `j0..` of the band (`rows` values each, one per input row).
     fn gemv_band(
@@ -217,11 +207,16 @@ fn gemv_op(
 ) -> Result<(CpuStorage, Shape)> {
     let (rows, _) = xl.shape().dims2()?;
     let (n, _) = wl.shape().dims2()?;
-    let b = bias.map(|(bs, bl)| slice(bs, bl, "bias")).transpose()?;
+    let b = bias
+        .map(|(bs, bl)| crate::contiguous_f32("gemv bias", bs, bl))
+        .transpose()?;
     if let Some(b) = b.filter(|b| b.len() != n) {
         candle_core::bail!("gemv: bias of {} for {n} outputs", b.len());
     }
-    let (x, w) = (slice(xs, xl, "input")?, slice(ws, wl, "weight")?);
+    let (x, w) = (
+        crate::contiguous_f32("gemv input", xs, xl)?,
+        crate::contiguous_f32("gemv weight", ws, wl)?,
+    );
     Ok(gemv(x, rows, w, n, b))
 }
 
