@@ -22,8 +22,14 @@ const MAX_ROWS: usize = 8;
 /// `y = x W^T + b` with `W` stored `[out, in]`, like `candle_nn::Linear`.
 #[derive(Clone, Debug)]
 pub struct Linear {
-    inner: candle_nn::Linear,
-    q8: Option<Arc<Q8Linear>>,
+    inner: Inner,
+}
+
+#[derive(Clone, Debug)]
+enum Inner {
+    F32(candle_nn::Linear),
+    /// After [`Linear::into_q8`]: the Q8_0 weights alone (the f32 ones are dropped).
+    Q8(Arc<Q8Linear>),
 }
 
 /// The Q8_0 form of a layer: its weights quantised by candle's own Q8_0 quantiser.
@@ -35,18 +41,18 @@ struct Q8Linear {
 
 impl Linear {
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
-        Linear {
-            inner: candle_nn::Linear::new(weight, bias),
-            q8: None,
-        }
+        candle_nn::Linear::new(weight, bias).into()
     }
 
-    /// The same layer with Q8_0 weights (one f32 scale per 32) for f32 inputs on the CPU:
-    /// what CTranslate2 calls int8. Layers elsewhere, or whose input width is not a whole
-    /// number of blocks, are returned unchanged. The f32 weights stay for other devices'
-    /// inputs and dtypes.
+    /// The same layer with Q8_0 weights (one f32 scale per 32), on the CPU: what CTranslate2
+    /// calls int8. The f32 weights are dropped; inputs of other dtypes are computed in f32
+    /// and converted back. Layers on other devices, or whose input width is not a whole
+    /// number of blocks, are returned unchanged.
     pub fn into_q8(self) -> Result<Self> {
-        let w = self.weight();
+        let Inner::F32(layer) = &self.inner else {
+            return Ok(self);
+        };
+        let w = layer.weight();
         let (n, k) = w.dims2()?;
         if !w.device().is_cpu() || k % 32 != 0 {
             return Ok(self);
@@ -58,54 +64,71 @@ impl Linear {
         let q = QTensor::quantize(&w, GgmlDType::Q8_0)?;
         let w = QMatrix::new("linear", Format::Q8_0, n, k, q.data()?.into_owned())
             .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-        let bias = match self.bias() {
+        let bias = match layer.bias() {
             Some(b) => Some(b.to_dtype(DType::F32)?.to_vec1::<f32>()?),
             None => None,
         };
         Ok(Linear {
-            q8: Some(Arc::new(Q8Linear { w, bias })),
-            ..self
+            inner: Inner::Q8(Arc::new(Q8Linear { w, bias })),
         })
     }
 
     /// Whether [`Linear::into_q8`] took.
     pub fn is_q8(&self) -> bool {
-        self.q8.is_some()
+        matches!(self.inner, Inner::Q8(_))
     }
 
-    pub fn weight(&self) -> &Tensor {
-        self.inner.weight()
+    /// The f32 layer's weight; `None` after [`Linear::into_q8`].
+    pub fn weight(&self) -> Option<&Tensor> {
+        match &self.inner {
+            Inner::F32(l) => Some(l.weight()),
+            Inner::Q8(_) => None,
+        }
     }
 
+    /// The f32 layer's bias; `None` without one or after [`Linear::into_q8`].
     pub fn bias(&self) -> Option<&Tensor> {
-        self.inner.bias()
-    }
-
-    fn takes_gemv(&self, x: &Tensor) -> Result<bool> {
-        let w = self.weight();
-        let (_, k) = w.dims2()?;
-        let rows = x.elem_count() / k.max(1);
-        Ok(on_cpu_f32(x)
-            && on_cpu_f32(w)
-            && w.is_contiguous()
-            && x.dims().last() == Some(&k)
-            && rows <= MAX_ROWS
-            && self
-                .bias()
-                .is_none_or(|b| on_cpu_f32(b) && b.is_contiguous()))
+        match &self.inner {
+            Inner::F32(l) => l.bias(),
+            Inner::Q8(_) => None,
+        }
     }
 }
 
+/// Whether the gemv takes `x` against `layer`.
+fn takes_gemv(layer: &candle_nn::Linear, x: &Tensor) -> Result<bool> {
+    let w = layer.weight();
+    let (_, k) = w.dims2()?;
+    let rows = x.elem_count() / k.max(1);
+    Ok(on_cpu_f32(x)
+        && on_cpu_f32(w)
+        && w.is_contiguous()
+        && x.dims().last() == Some(&k)
+        && rows <= MAX_ROWS
+        && layer
+            .bias()
+            .is_none_or(|b| on_cpu_f32(b) && b.is_contiguous()))
+}
+
 impl From<candle_nn::Linear> for Linear {
-    fn from(inner: candle_nn::Linear) -> Self {
-        Linear { inner, q8: None }
+    fn from(layer: candle_nn::Linear) -> Self {
+        Linear {
+            inner: Inner::F32(layer),
+        }
     }
 }
 
 impl Q8Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (n, k) = (self.w.rows(), self.w.cols());
-        let values = x.flatten_all()?.to_vec1::<f32>()?;
+        if x.dims().last() != Some(&k) {
+            candle_core::bail!("linear: input {:?} for a layer of {k} inputs", x.dims());
+        }
+        let values = x
+            .to_device(&candle_core::Device::Cpu)?
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
         let rows = values.len() / k;
         let mut out = vec![0f32; rows * n];
         self.w
@@ -122,27 +145,28 @@ impl Q8Linear {
         if let Some(last) = dims.last_mut() {
             *last = n;
         }
-        Tensor::from_vec(out, dims, x.device())
+        Tensor::from_vec(out, dims, &candle_core::Device::Cpu)?
+            .to_dtype(x.dtype())?
+            .to_device(x.device())
     }
 }
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if let Some(q) = &self.q8 {
-            if on_cpu_f32(x) && x.dims().last() == Some(&q.w.cols()) {
-                return q.forward(x);
-            }
+        let layer = match &self.inner {
+            Inner::Q8(q) => return q.forward(x),
+            Inner::F32(layer) => layer,
+        };
+        if !takes_gemv(layer, x)? {
+            return layer.forward(x);
         }
-        if !self.takes_gemv(x)? {
-            return self.inner.forward(x);
-        }
-        let (n, k) = self.weight().dims2()?;
+        let (n, k) = layer.weight().dims2()?;
         let mut dims = x.dims().to_vec();
         let rows = x.elem_count() / k;
         let x2 = x.contiguous()?.reshape((rows, k))?;
-        let y = match self.bias() {
-            Some(b) => x2.apply_op3_no_bwd(self.weight(), b, &Gemv)?,
-            None => x2.apply_op2_no_bwd(self.weight(), &Gemv)?,
+        let y = match layer.bias() {
+            Some(b) => x2.apply_op3_no_bwd(layer.weight(), b, &Gemv)?,
+            None => x2.apply_op2_no_bwd(layer.weight(), &Gemv)?,
         };
         if let Some(last) = dims.last_mut() {
             *last = n;
