@@ -57,10 +57,15 @@ impl Linear {
         if !w.device().is_cpu() || k % 32 != 0 {
             return Ok(self);
         }
-        // A fresh f32 copy: `QTensor::quantize` reads the storage from its start, so a view
-        // (one of a fused QKV matrix's thirds) would quantise the wrong rows.
-        let values = w.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-        let w = Tensor::from_vec(values, (n, k), w.device())?;
+        // `QTensor::quantize` reads the storage from its start, so a view (one of a fused QKV
+        // matrix's thirds) is copied first; a whole f32 matrix (Whisper's 80 MB vocabulary)
+        // is quantised where it lies.
+        let w = w.to_dtype(DType::F32)?;
+        let w = if owns_its_storage(&w) {
+            w
+        } else {
+            Tensor::from_vec(w.flatten_all()?.to_vec1::<f32>()?, (n, k), w.device())?
+        };
         let q = QTensor::quantize(&w, GgmlDType::Q8_0)?;
         let w = QMatrix::new("linear", Format::Q8_0, n, k, q.data()?.into_owned())
             .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
@@ -93,6 +98,16 @@ impl Linear {
             Inner::Q8(_) => None,
         }
     }
+}
+
+/// Whether `w` (f32 on the CPU) is the whole of its storage, from its start, in order.
+fn owns_its_storage(w: &Tensor) -> bool {
+    let (storage, layout) = w.storage_and_layout();
+    let len = match &*storage {
+        candle_core::Storage::Cpu(CpuStorage::F32(v)) => v.len(),
+        _ => return false,
+    };
+    layout.is_contiguous() && layout.start_offset() == 0 && len == w.elem_count()
 }
 
 /// Whether the gemv takes `x` against `layer`.
@@ -324,14 +339,17 @@ mod tests {
         }
         // A view into a larger matrix (as a fused QKV's thirds are) quantises its own rows.
         let fused = Tensor::randn(0f32, 0.1, (3 * 96, 384), &dev)?;
-        let third = Linear::new(fused.narrow(0, 96, 96)?, None);
-        let x = Tensor::randn(0f32, 1.0, (3, 384), &dev)?;
-        let (a, c) = (third.clone().into_q8()?.forward(&x)?, third.forward(&x)?);
-        let d = (&a - &c)?.abs()?.max_all()?.to_scalar::<f32>()?;
-        assert!(
-            d < 0.02 * c.abs()?.max_all()?.to_scalar::<f32>()?,
-            "view: {d}"
-        );
+        // The first third too: it starts at the storage's start but is not all of it.
+        for start in [0, 96] {
+            let third = Linear::new(fused.narrow(0, start, 96)?, None);
+            let x = Tensor::randn(0f32, 1.0, (3, 384), &dev)?;
+            let (a, c) = (third.clone().into_q8()?.forward(&x)?, third.forward(&x)?);
+            let d = (&a - &c)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(
+                d < 0.02 * c.abs()?.max_all()?.to_scalar::<f32>()?,
+                "view: {d}"
+            );
+        }
         // A width that is not whole blocks stays f32, and so do f64 inputs.
         let odd = Linear::new(Tensor::randn(0f32, 0.1, (4, 33), &dev)?, None).into_q8()?;
         assert!(!odd.is_q8());

@@ -3,10 +3,8 @@
 //! token costs one row of work instead of a re-run of the whole sequence.
 
 use crate::weights::{Dims, Weights};
-use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::{Conv1d, Conv1dConfig, LayerNorm};
-use percept_kernels::quant::{Format, QInput, QMatrix};
 use percept_kernels::Linear;
 
 struct Attention {
@@ -216,7 +214,7 @@ pub struct Whisper {
     /// The vocabulary projection as Q8_0 on CPU: per token it reads 51864 x d weights, the
     /// largest single cost of a decoding step in f32; Q8_0 reads a quarter of the bytes and
     /// runs on percept-kernels' quantised products, as the LLM's do (candle quantises it).
-    logits_q8: Option<QMatrix>,
+    logits_q8: Option<Linear>,
     dec_pos: Tensor,
     dec_layers: Vec<Layer>,
     dec_ln: LayerNorm,
@@ -274,12 +272,8 @@ impl Whisper {
             dec_layers
         };
         let dec_ln = w.layer_norm("model.decoder.layer_norm")?;
-        let logits_q8 = if int8 && embed.dim(1)? % 32 == 0 {
-            let (vocab, d) = embed.dims2()?;
-            let q = QTensor::quantize(&embed.to_dtype(DType::F32)?, GgmlDType::Q8_0)?;
-            let m = QMatrix::new("vocabulary", Format::Q8_0, vocab, d, q.data()?.into_owned())
-                .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-            Some(m)
+        let logits_q8 = if int8 {
+            Some(Linear::new(embed.clone(), None).into_q8()?).filter(Linear::is_q8)
         } else {
             None
         };
@@ -387,15 +381,7 @@ impl Whisper {
         // (vocab, d) x (d, n) keeps the big matrix in its stored row-major layout: a strided
         // transpose of it makes the matmul copy 51864 x d floats per token.
         if let Some(q) = &self.logits_q8 {
-            let values = hidden
-                .to_dtype(DType::F32)?
-                .flatten_all()?
-                .to_vec1::<f32>()?;
-            let rows = values.len() / q.cols();
-            let mut out = vec![0f32; rows * q.rows()];
-            q.matmul(&QInput::new(&values, q.cols()), &mut out)
-                .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-            return Tensor::from_vec(out, (rows, q.rows()), hidden.device());
+            return q.forward(&hidden.to_dtype(DType::F32)?);
         }
         let h = hidden.t()?.contiguous()?;
         self.embed
