@@ -53,7 +53,7 @@ pub enum Kernels {
     Avx2,
     /// AVX2 for one token, AVX-512 VNNI for prompts.
     Avx512,
-    /// NEON for the 32-weight formats on aarch64 (the k-quants stay scalar there).
+    /// NEON on aarch64.
     Neon,
 }
 
@@ -274,9 +274,20 @@ impl QMatrix {
                 );
             }
             #[cfg(target_arch = "aarch64")]
-            Kernels::Neon if !f.is_k() => {
+            Kernels::Neon if f.is_k() => {
                 // SAFETY: NEON is part of every aarch64 CPU; `new` and the checks above make
                 // every row and input `cols` long.
+                self.run_each(
+                    x,
+                    out,
+                    band,
+                    |t| x.row256(t),
+                    |r, a| unsafe { neon::dot256(f, r, a) },
+                );
+            }
+            #[cfg(target_arch = "aarch64")]
+            Kernels::Neon => {
+                // SAFETY: as for the k-quants.
                 self.run_each(
                     x,
                     out,

@@ -1,12 +1,14 @@
 //! NEON dot products of a row of 32-weight blocks with activations quantised per 32, for
 //! aarch64 (where NEON is always present): each block's quants are widened to signed bytes,
 //! multiplied in 16-bit pairs (`smull`/`smlal`), added pairwise into 32-bit lanes, and
-//! scaled once per block. The k-quants take the scalar path on aarch64.
+//! scaled once per block. The k-quants (Q4_K, Q5_K, Q6_K) meet activations quantised per 256
+//! the same way, with their integer sub-block scales applied in 32-bit lanes and the float
+//! scale once per block.
 
 #![allow(unsafe_op_in_unsafe_fn)]
 
 use super::format::{f16_at, Format};
-use super::q8::Act32;
+use super::q8::{Act256, Act32};
 use std::arch::aarch64::*;
 
 const Q4_0: u8 = 0;
@@ -104,4 +106,127 @@ unsafe fn dot<const F: u8>(row: &[u8], a: Act32<'_>) -> f32 {
         mins += m * a.s[i];
     }
     vaddvq_f32(acc) + mins
+}
+
+/// `row . a` for a k-quant format.
+///
+/// # Safety
+/// `row` holds whole blocks of `f`, as many as `a` has scales, and `a.q` 256 values per block.
+pub(crate) unsafe fn dot256(f: Format, row: &[u8], a: Act256<'_>) -> f32 {
+    match f {
+        Format::Q6K => dot_q6k(row, a),
+        Format::Q5K => dot_k45::<true>(row, a),
+        _ => dot_k45::<false>(row, a),
+    }
+}
+
+/// The sum of `x . y` over 32 bytes as four 32-bit lanes. Each 16-bit lane takes four
+/// products of at most 63 * 128 (a Q6_K quant is -32..31, a Q4_K/Q5_K one 0..31): no overflow.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn dot_pair(x: [int8x16_t; 2], y: *const i8) -> int32x4_t {
+    let (y0, y1) = (vld1q_s8(y), vld1q_s8(y.add(16)));
+    let s = vmlal_high_s8(vmull_s8(vget_low_s8(x[0]), vget_low_s8(y0)), x[0], y0);
+    let s = vmlal_high_s8(vmlal_s8(s, vget_low_s8(x[1]), vget_low_s8(y1)), x[1], y1);
+    vpaddlq_s16(s)
+}
+
+/// The sums of `x . y` over each 16 bytes: two 16-value groups as four 32-bit lanes each.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn dot_halves(x: [int8x16_t; 2], y: *const i8) -> [int32x4_t; 2] {
+    let (y0, y1) = (vld1q_s8(y), vld1q_s8(y.add(16)));
+    let s = vmlal_high_s8(vmull_s8(vget_low_s8(x[0]), vget_low_s8(y0)), x[0], y0);
+    let t = vmlal_high_s8(vmull_s8(vget_low_s8(x[1]), vget_low_s8(y1)), x[1], y1);
+    [vpaddlq_s16(s), vpaddlq_s16(t)]
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn dot_k45<const FIVE: bool>(row: &[u8], a: Act256<'_>) -> f32 {
+    let bytes = if FIVE { 176 } else { 144 };
+    let low = vdupq_n_u8(0x0f);
+    let mut total = 0f32;
+    for (i, b) in row.chunks_exact(bytes).enumerate().take(a.d.len()) {
+        let (sc, m) = super::format::scales_mins_k4(&b[4..16]);
+        let (qh, qs) = if FIVE {
+            (Some(&b[16..48]), &b[48..176])
+        } else {
+            (None, &b[16..144])
+        };
+        let high = qh.map(|h| [vld1q_u8(h.as_ptr()), vld1q_u8(h[16..].as_ptr())]);
+        let y = a.q[256 * i..256 * (i + 1)].as_ptr();
+        let mut acc = vdupq_n_s32(0);
+        for c in 0..4 {
+            let x = [
+                vld1q_u8(qs[32 * c..].as_ptr()),
+                vld1q_u8(qs[32 * c + 16..].as_ptr()),
+            ];
+            let mut lo = x.map(|v| vandq_u8(v, low));
+            let mut hi = x.map(|v| vshrq_n_u8::<4>(v));
+            if let Some(h) = high {
+                let (bit_lo, bit_hi) = (vdupq_n_u8(1 << (2 * c)), vdupq_n_u8(2 << (2 * c)));
+                let sixteen = vdupq_n_u8(0x10);
+                for k in 0..2 {
+                    lo[k] = vorrq_u8(lo[k], vandq_u8(vtstq_u8(h[k], bit_lo), sixteen));
+                    hi[k] = vorrq_u8(hi[k], vandq_u8(vtstq_u8(h[k], bit_hi), sixteen));
+                }
+            }
+            let p = dot_pair(lo.map(|v| vreinterpretq_s8_u8(v)), y.add(64 * c));
+            acc = vmlaq_n_s32(acc, p, sc[2 * c] as i32);
+            let p = dot_pair(hi.map(|v| vreinterpretq_s8_u8(v)), y.add(64 * c + 32));
+            acc = vmlaq_n_s32(acc, p, sc[2 * c + 1] as i32);
+        }
+        let bsums = &a.bsums[16 * i..16 * (i + 1)];
+        let mins: i32 = (0..8)
+            .map(|j| m[j] as i32 * (bsums[2 * j] as i32 + bsums[2 * j + 1] as i32))
+            .sum();
+        total += a.d[i] * (f16_at(b, 0) * vaddvq_s32(acc) as f32 - f16_at(b, 2) * mins as f32);
+    }
+    total
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn dot_q6k(row: &[u8], a: Act256<'_>) -> f32 {
+    let (low, three, centre) = (vdupq_n_u8(0x0f), vdupq_n_u8(3), vdupq_n_s8(32));
+    let mut total = 0f32;
+    for (i, b) in row.chunks_exact(210).enumerate().take(a.d.len()) {
+        let sc = &b[192..208];
+        let y = a.q[256 * i..256 * (i + 1)].as_ptr();
+        let mut acc = vdupq_n_s32(0);
+        for h in 0..2 {
+            let (ql, qh) = (&b[64 * h..64 * h + 64], &b[128 + 32 * h..160 + 32 * h]);
+            let l0 = [vld1q_u8(ql.as_ptr()), vld1q_u8(ql[16..].as_ptr())];
+            let l1 = [vld1q_u8(ql[32..].as_ptr()), vld1q_u8(ql[48..].as_ptr())];
+            let hb = [vld1q_u8(qh.as_ptr()), vld1q_u8(qh[16..].as_ptr())];
+            // Quarter `k` of this half: its nibbles, and bits 2k..2k+2 of `qh` above them.
+            let quarter = |k: usize| -> [int8x16_t; 2] {
+                let nib = |v: uint8x16_t| match k {
+                    0 | 1 => vandq_u8(v, low),
+                    _ => vshrq_n_u8::<4>(v),
+                };
+                let bits = |v: uint8x16_t| {
+                    let v = match k {
+                        0 => v,
+                        1 => vshrq_n_u8::<2>(v),
+                        2 => vshrq_n_u8::<4>(v),
+                        _ => vshrq_n_u8::<6>(v),
+                    };
+                    vshlq_n_u8::<4>(vandq_u8(v, three))
+                };
+                let src = [l0, l1][k & 1];
+                std::array::from_fn(|j| {
+                    let q = vorrq_u8(nib(src[j]), bits(hb[j]));
+                    vsubq_s8(vreinterpretq_s8_u8(q), centre)
+                })
+            };
+            for k in 0..4 {
+                let at = 128 * h + 32 * k;
+                let [s0, s1] = dot_halves(quarter(k), y.add(at));
+                acc = vmlaq_n_s32(acc, s0, sc[at / 16] as i8 as i32);
+                acc = vmlaq_n_s32(acc, s1, sc[at / 16 + 1] as i8 as i32);
+            }
+        }
+        total += f16_at(b, 208) * a.d[i] * vaddvq_s32(acc) as f32;
+    }
+    total
 }
