@@ -78,6 +78,8 @@ pub(crate) fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
 
 /// All eight scales and mins of a Q4_K/Q5_K block's 12 packed bytes at once, as
 /// [`scale_min_k4`] gives them one by one: 32-bit words rather than bytes.
+// Always inlined: a call per block cost 1% of Qwen's decoding.
+#[inline(always)]
 pub(crate) fn scales_mins_k4(q: &[u8]) -> ([u8; 8], [u8; 8]) {
     let word = |i: usize| u32::from_le_bytes([q[4 * i], q[4 * i + 1], q[4 * i + 2], q[4 * i + 3]]);
     let (w0, w1, w2) = (word(0), word(1), word(2));
