@@ -413,6 +413,10 @@ mod tests {
         std::fs::write(&path, format!("{base}[speech]\nprecision = \"float32\"\n")).expect("write");
         let def = super::load(path.to_str().expect("utf-8")).expect("parses");
         assert_eq!(def.speech.precision, Some(Precision::Float32));
+        std::fs::write(&path, format!("{base}[speech]\nprecision = \"int8-all\"\n"))
+            .expect("write");
+        let def = super::load(path.to_str().expect("utf-8")).expect("parses");
+        assert_eq!(def.speech.precision, Some(Precision::Int8All));
         std::fs::write(&path, format!("{base}[speech]\nprecision = \"fp8\"\n")).expect("write");
         let err = format!(
             "{:#}",

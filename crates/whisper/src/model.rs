@@ -151,17 +151,22 @@ impl Layer {
     }
 }
 
-/// How the decoder's weights are held on the CPU. The encoder stays f32 either way: it runs
-/// 1500 positions per window as matrix-matrix products, on gemm's AVX-512 kernels where
-/// present; its projections as Q8_0 made tiny.en slower on 183 s of speech (5.0-5.2 s
-/// against 4.7-4.8 s) and less accurate (WER 0.136 against 0.127).
+/// How the weights are held on the CPU. By default the encoder stays f32: it runs 1500
+/// positions per window as matrix-matrix products, on gemm's AVX-512 kernels where present,
+/// and its projections as Q8_0 ([`Precision::Int8All`]) made tiny.en slower on 183 s of
+/// speech on an AVX-512 Xeon (5.0-5.2 s against 4.7-4.8 s) and less accurate (WER 0.136
+/// against 0.127).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// The decoder's projections and the vocabulary projection as Q8_0 (CTranslate2's
-    /// `int8`): each token reads a quarter of the bytes.
+    /// `int8` does this for the decoder): each token reads a quarter of the bytes.
     #[default]
     Int8,
+    /// The encoder's projections as Q8_0 too, as CTranslate2's `int8` has them: a quarter
+    /// of the encoder's weight memory, computed on percept-kernels' quantised products.
+    #[serde(rename = "int8-all")]
+    Int8All,
     /// Every weight as stored, computed in f32 (CTranslate2's `float32`).
     Float32,
 }
@@ -262,7 +267,16 @@ impl Whisper {
                 )
             })
             .collect::<Result<Vec<_>>>()?;
-        let int8 = precision == Precision::Int8 && embed.device().is_cpu();
+        let cpu = embed.device().is_cpu();
+        let int8 = precision != Precision::Float32 && cpu;
+        let enc_layers = if precision == Precision::Int8All && cpu {
+            enc_layers
+                .into_iter()
+                .map(Layer::into_q8)
+                .collect::<Result<Vec<_>>>()?
+        } else {
+            enc_layers
+        };
         let dec_layers = if int8 {
             dec_layers
                 .into_iter()

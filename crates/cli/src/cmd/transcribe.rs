@@ -26,6 +26,9 @@ pub enum TaskArg {
 pub enum PrecisionArg {
     /// Q8_0 decoder and vocabulary projections: faster, at faster-whisper int8's accuracy.
     Int8,
+    /// The encoder's projections as Q8_0 too (as faster-whisper int8 has them): a quarter of
+    /// the encoder's weight memory; slower and less accurate on an AVX-512 CPU.
+    Int8All,
     /// Every weight in f32: word for word with faster-whisper float32.
     Float32,
 }
@@ -72,6 +75,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut def = whisper_def(&args.model, args.device.device.as_deref())?;
     def.speech.precision = Some(match args.precision {
         PrecisionArg::Int8 => Precision::Int8,
+        PrecisionArg::Int8All => Precision::Int8All,
         PrecisionArg::Float32 => Precision::Float32,
     });
     let whisper = percept_pipeline::load_whisper(&def)?;
