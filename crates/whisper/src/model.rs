@@ -171,6 +171,15 @@ pub enum Precision {
     Float32,
 }
 
+/// `layers` with Q8_0 projections where `on`, as they are otherwise.
+fn q8_if(on: bool, layers: Vec<Layer>) -> Result<Vec<Layer>> {
+    if on {
+        layers.into_iter().map(Layer::into_q8).collect()
+    } else {
+        Ok(layers)
+    }
+}
+
 /// Per-window decoder state: cached keys/values and the number of positions consumed.
 pub struct DecoderCache {
     self_kv: Vec<Option<(Tensor, Tensor)>>,
@@ -269,22 +278,8 @@ impl Whisper {
             .collect::<Result<Vec<_>>>()?;
         let cpu = embed.device().is_cpu();
         let int8 = precision != Precision::Float32 && cpu;
-        let enc_layers = if precision == Precision::Int8All && cpu {
-            enc_layers
-                .into_iter()
-                .map(Layer::into_q8)
-                .collect::<Result<Vec<_>>>()?
-        } else {
-            enc_layers
-        };
-        let dec_layers = if int8 {
-            dec_layers
-                .into_iter()
-                .map(Layer::into_q8)
-                .collect::<Result<Vec<_>>>()?
-        } else {
-            dec_layers
-        };
+        let enc_layers = q8_if(precision == Precision::Int8All && cpu, enc_layers)?;
+        let dec_layers = q8_if(int8, dec_layers)?;
         let dec_ln = w.layer_norm("model.decoder.layer_norm")?;
         let logits_q8 = if int8 {
             Some(Linear::new(embed.clone(), None).into_q8()?).filter(Linear::is_q8)
