@@ -62,12 +62,22 @@ enum Command {
 /// a busy one. Served from the heap
 /// and kept there after free, they are reused instead (peak RSS +20-40 MB for Whisper, none
 /// measured for the LLM).
+///
+/// glibc also gives each thread that allocates its own heap (arena), and memory freed in one
+/// is not reused by another: with each Whisper window on a pool thread, a transcription's
+/// peak RSS rose by 80-100 MB. One arena (unless `MALLOC_ARENA_MAX` says otherwise) took
+/// the 183 s speech file from 369-380 MB to 290-301 MB at the same speed, and changed neither
+/// the LLM's speed nor `bench pipeline`'s; small allocations still go through each thread's
+/// cache without the arena's lock.
 fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes glibc's allocation policy; called before any thread starts.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+        if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+            libc::mallopt(libc::M_ARENA_MAX, 1);
+        }
     }
 }
 
