@@ -1,5 +1,6 @@
 //! A decoder layer's small ops on plain slices, each one pass over memory: RMS norm,
-//! rotary embedding, the SiLU gate, and causal attention over a key/value cache. The LLM
+//! rotary embedding, the SiLU and GELU gates, and causal attention (optionally over a sliding
+//! window) over a key/value cache. The LLM
 //! runs its whole CPU forward pass on these and [`crate::quant`], with buffers it keeps
 //! between tokens, so a generated token allocates no tensors.
 
@@ -26,6 +27,19 @@ crate::simd::multiversion! {
     pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
         for (g, &u) in gate.iter_mut().zip(up) {
             *g = *g / (1.0 + exp(-*g)) * u;
+        }
+    }
+}
+
+crate::simd::multiversion! {
+    /// `gate = gelu(gate) * up` with GELU's tanh form (Gemma's `gelu_pytorch_tanh`, ggml's
+    /// `gelu`), written as `x * sigmoid(2u)`, which equals `x * (1 + tanh(u)) / 2`.
+    pub fn gelu_tanh_mul(gate: &mut [f32], up: &[f32]) {
+        const C: f32 = 0.797_884_6; // sqrt(2 / pi)
+        for (g, &u) in gate.iter_mut().zip(up) {
+            let x = *g;
+            let t = C * (x + 0.044_715 * x * x * x);
+            *g = x / (1.0 + exp(-2.0 * t)) * u;
         }
     }
 }
@@ -92,12 +106,16 @@ impl Rope {
 }
 
 /// The shape of a causal attention call: `heads` query heads share `kv_heads` key/value
-/// heads (grouped-query attention), each of `head_dim` values.
+/// heads (grouped-query attention), each of `head_dim` values; scores are scaled by `scale`
+/// (usually `1 / sqrt(head_dim)`), and with `window = Some(w)` a query sees only the last `w`
+/// positions up to its own (Gemma's sliding-window layers).
 #[derive(Clone, Copy, Debug)]
 pub struct Heads {
     pub heads: usize,
     pub kv_heads: usize,
     pub head_dim: usize,
+    pub scale: f32,
+    pub window: Option<usize>,
 }
 
 /// Causal attention of `q` (rows of `heads * head_dim`, row `t` at position `pos + t`) over
@@ -107,19 +125,20 @@ pub struct Heads {
 pub fn causal_attention(h: Heads, q: &[f32], k: &[f16], v: &[f16], pos: usize, out: &mut [f32]) {
     let (d, width, kv_width) = (h.head_dim, h.heads * h.head_dim, h.kv_heads * h.head_dim);
     let group = (h.heads / h.kv_heads.max(1)).max(1);
-    let scale = 1.0 / (d as f32).sqrt();
     let f16c = crate::quant::kernels().has_avx2();
     // One scores buffer per rayon task, reused for the query rows and heads it takes.
     out.par_chunks_mut(d)
         .enumerate()
         .for_each_init(Vec::new, |scores, (i, o)| {
             let (t, head) = (i / h.heads, i % h.heads);
+            let seen = pos + t + 1;
             let at = Head {
                 q: &q[t * width + head * d..][..d],
                 kv_off: (head / group) * d,
                 kv_width,
-                seen: pos + t + 1,
-                scale,
+                first: h.window.map_or(0, |w| seen.saturating_sub(w)),
+                seen,
+                scale: h.scale,
             };
             attend_head(f16c, at, k, v, scores, o);
         });
@@ -131,12 +150,14 @@ struct Head<'a> {
     q: &'a [f32],
     kv_off: usize,
     kv_width: usize,
+    /// The first position this query sees (past the window's start).
+    first: usize,
     seen: usize,
     scale: f32,
 }
 
 crate::simd::multiversion! {
-    /// One head's attention over the cache's first `h.seen` positions into `o`.
+    /// One head's attention over the cache's positions `h.first..h.seen` into `o`.
     fn attend_head(
         f16c: bool,
         h: Head<'_>,
@@ -146,13 +167,15 @@ crate::simd::multiversion! {
         o: &mut [f32],
     ) {
         let d = h.q.len();
-        scores.resize(h.seen, 0.0);
-        for (s, score) in scores.iter_mut().enumerate() {
+        scores.resize(h.seen - h.first.min(h.seen), 0.0);
+        for (i, score) in scores.iter_mut().enumerate() {
+            let s = h.first + i;
             *score = dot_f16(f16c, h.q, &k[s * h.kv_width + h.kv_off..][..d]) * h.scale;
         }
         softmax_in_place(scores);
         o.fill(0.0);
-        for (s, &p) in scores.iter().enumerate() {
+        for (i, &p) in scores.iter().enumerate() {
+            let s = h.first + i;
             add_scaled_f16(f16c, o, p, &v[s * h.kv_width + h.kv_off..][..d]);
         }
     }
@@ -304,12 +327,7 @@ mod tests {
     }
 
     #[test]
-    fn attention_is_causal_and_grouped() {
-        let h = Heads {
-            heads: 4,
-            kv_heads: 2,
-            head_dim: 8,
-        };
+    fn attention_is_causal_grouped_and_windowed() {
         let (pos, rows) = (3, 2);
         let total = pos + rows;
         let q = values(rows * 32, 1);
@@ -318,28 +336,59 @@ mod tests {
         let (k16, v16) = (half(values(total * 16, 2)), half(values(total * 16, 3)));
         let k: Vec<f32> = k16.iter().map(|x| x.to_f32()).collect();
         let v: Vec<f32> = v16.iter().map(|x| x.to_f32()).collect();
-        let mut out = vec![0f32; rows * 32];
-        causal_attention(h, &q, &k16, &v16, pos, &mut out);
-        for t in 0..rows {
-            for head in 0..4 {
-                let g = head / 2;
-                let qh = &q[t * 32 + head * 8..][..8];
-                let seen = pos + t + 1;
-                let s: Vec<f32> = (0..seen)
-                    .map(|s| {
-                        let kh = &k[s * 16 + g * 8..][..8];
-                        qh.iter().zip(kh).map(|(a, b)| a * b).sum::<f32>() / 8f32.sqrt()
-                    })
-                    .collect();
-                let m = s.iter().copied().fold(f32::MIN, f32::max);
-                let e: Vec<f32> = s.iter().map(|x| (x - m).exp()).collect();
-                let z: f32 = e.iter().sum();
-                for i in 0..8 {
-                    let want: f32 = (0..seen).map(|s| e[s] / z * v[s * 16 + g * 8 + i]).sum();
-                    let got = out[t * 32 + head * 8 + i];
-                    assert!((got - want).abs() < 1e-5, "t{t} h{head} [{i}]");
+        for (window, scale) in [(None, 8f32.sqrt().recip()), (Some(2), 0.3), (Some(1), 0.3)] {
+            let h = Heads {
+                heads: 4,
+                kv_heads: 2,
+                head_dim: 8,
+                scale,
+                window,
+            };
+            let mut out = vec![0f32; rows * 32];
+            causal_attention(h, &q, &k16, &v16, pos, &mut out);
+            for t in 0..rows {
+                for head in 0..4 {
+                    let g = head / 2;
+                    let qh = &q[t * 32 + head * 8..][..8];
+                    let seen = pos + t + 1;
+                    let first = window.map_or(0, |w| seen - w);
+                    let s: Vec<f32> = (first..seen)
+                        .map(|s| {
+                            let kh = &k[s * 16 + g * 8..][..8];
+                            qh.iter().zip(kh).map(|(a, b)| a * b).sum::<f32>() * scale
+                        })
+                        .collect();
+                    let m = s.iter().copied().fold(f32::MIN, f32::max);
+                    let e: Vec<f32> = s.iter().map(|x| (x - m).exp()).collect();
+                    let z: f32 = e.iter().sum();
+                    for i in 0..8 {
+                        let want: f32 = (first..seen)
+                            .map(|s| e[s - first] / z * v[s * 16 + g * 8 + i])
+                            .sum();
+                        let got = out[t * 32 + head * 8 + i];
+                        assert!((got - want).abs() < 1e-5, "{window:?} t{t} h{head} [{i}]");
+                    }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn gelu_gate_matches_the_tanh_form() {
+        let (mut g, u) = (values(200, 6), values(200, 7));
+        let g: Vec<f32> = g.iter_mut().map(|x| *x * 12.0).collect();
+        let want: Vec<f32> = g
+            .iter()
+            .zip(&u)
+            .map(|(&x, &u)| {
+                let t = (2.0 / std::f32::consts::PI).sqrt() * (x + 0.044715 * x * x * x);
+                0.5 * x * (1.0 + t.tanh()) * u
+            })
+            .collect();
+        let mut got = g.clone();
+        gelu_tanh_mul(&mut got, &u);
+        for (a, b) in got.iter().zip(want) {
+            assert!((a - b).abs() < 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
         }
     }
 }
