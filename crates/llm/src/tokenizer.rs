@@ -129,10 +129,15 @@ impl TextTokenizer {
             }
         };
         let mut special_ids = BTreeSet::new();
-        let mut specials = Vec::new();
+        let (mut specials, mut spaces) = (Vec::new(), Vec::new());
         if let Some(types) = &types {
             for (id, (t, ty)) in tokens.iter().zip(types).enumerate() {
-                if *ty == TOKEN_TYPE_CONTROL || *ty == TOKEN_TYPE_USER_DEFINED {
+                let user = *ty == TOKEN_TYPE_USER_DEFINED;
+                if user && !t.is_empty() && t.chars().all(char::is_whitespace) {
+                    // Gemma's runs of spaces, tabs and newlines: text, matched in any text
+                    // as llama.cpp matches user-defined tokens (they cannot steer the model).
+                    spaces.push(AddedToken::from(t.to_string(), false).normalized(false));
+                } else if user || *ty == TOKEN_TYPE_CONTROL {
                     special_ids.insert(id as u32);
                     specials.push(AddedToken::from(t.to_string(), true));
                 }
@@ -140,6 +145,7 @@ impl TextTokenizer {
         }
         let mut trusted = base;
         trusted.add_special_tokens(&specials);
+        trusted.add_tokens(&spaces);
         let mut untrusted = trusted.clone();
         untrusted.set_encode_special_tokens(true);
 
