@@ -30,6 +30,12 @@ use serde_json::Value;
 
 const LOGIT_TOL: f32 = 1.25;
 const TIE_GAP: f32 = 0.3;
+/// Gemma 3's GELU gate: llama.cpp reads it from a table of f16 values (input and output
+/// rounded to f16), percept computes it in f32. First-step errors 1.32 / 0.75 / 0.79 / 0.31
+/// on the fox, code, Eiffel and long prompts; with llama.cpp's table emulated the fox read
+/// 1.13. Without the sliding window (every layer attending to all 795 positions of the long
+/// prompt) the long prompt's read 8.2: the test sees the window.
+const GEMMA3_LOGIT_TOL: f32 = 1.5;
 
 fn fixture(model: &str) -> Value {
     let path = format!(
@@ -85,12 +91,16 @@ fn tokenizer_parity(model: &str) {
             .encode_untrusted(text)
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(plain, ids(&case["plain"]), "{model}: plain ids of {text:?}");
+        assert!(
+            plain.iter().all(|&id| !e.tokenizer.is_special(id)),
+            "{model}: untrusted {text:?} gave a control id: {plain:?}"
+        );
         let back = e.tokenizer.decode(&plain, false).unwrap_or_default();
         assert_eq!(back, text, "{model}: round trip");
     }
 }
 
-fn model_parity(model: &str) {
+fn model_parity(model: &str, logit_tol: f32) {
     let fx = fixture(model);
     let mut e = engine(model);
     let greedy = fx["greedy"]
@@ -112,7 +122,7 @@ fn model_parity(model: &str) {
             worst = worst.max((logits[id] - want).abs());
         }
         assert!(
-            worst <= LOGIT_TOL,
+            worst <= logit_tol,
             "{model} {name}: first-step logit error {worst}"
         );
         let steps = case["steps"].as_array().cloned().unwrap_or_default();
@@ -152,10 +162,24 @@ fn qwen25_tokenizer_matches_llama_cpp() {
 
 #[test]
 fn smollm2_greedy_matches_llama_cpp() {
-    model_parity("smollm2-135m-instruct");
+    model_parity("smollm2-135m-instruct", LOGIT_TOL);
 }
 
 #[test]
 fn qwen25_greedy_matches_llama_cpp() {
-    model_parity("qwen2.5-coder-0.5b-instruct");
+    model_parity("qwen2.5-coder-0.5b-instruct", LOGIT_TOL);
+}
+
+/// Gemma's vocabulary has single and repeated spaces, tabs and newlines as user-defined
+/// tokens, which llama.cpp matches in any text: untrusted text must tokenize the same.
+#[test]
+fn gemma3_tokenizer_matches_llama_cpp() {
+    tokenizer_parity("gemma3-270m");
+}
+
+/// Gemma 3 on percept's decoder (sliding-window layers, per-head norms, GELU gate) against
+/// llama.cpp: base-model prompts after BOS.
+#[test]
+fn gemma3_greedy_matches_llama_cpp() {
+    model_parity("gemma3-270m", GEMMA3_LOGIT_TOL);
 }

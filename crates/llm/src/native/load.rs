@@ -1,5 +1,5 @@
-//! Reading a llama or qwen2 GGUF into the native decoder's weights: matrices keep their
-//! block bytes as stored, norms and biases become f32.
+//! Reading a llama, qwen2 or gemma3 GGUF into the native decoder's weights: matrices keep
+//! their block bytes as stored, norms and biases become f32.
 
 use crate::error::{LlmError, Result};
 use crate::gguf::GgufFile;
@@ -21,6 +21,38 @@ pub(crate) struct Config {
     pub rope_base: f32,
     /// GGUF llama's Q/K rows are permuted for rotation of adjacent pairs; qwen2's are not.
     pub rope_interleaved: bool,
+    /// What attention scores are multiplied by.
+    pub attn_scale: f32,
+    pub gemma: Option<Gemma>,
+}
+
+/// What Gemma 3 adds, as llama.cpp runs it: embeddings scaled by `sqrt(dim)`, RMS norms on
+/// each head's queries and keys and after attention and the feed-forward, a GELU gate, and
+/// sliding-window attention with its own rotary base on all but every `pattern`-th layer.
+#[derive(Clone, Debug)]
+pub(crate) struct Gemma {
+    pub window: usize,
+    pub pattern: usize,
+    pub local_rope_base: f32,
+    /// `cap * tanh(logit / cap)` on the output, where the file asks for it.
+    pub softcap: Option<f32>,
+}
+
+impl Config {
+    /// The window of layer `i`'s attention: `None` attends to every position.
+    pub fn window(&self, i: usize) -> Option<usize> {
+        let g = self.gemma.as_ref()?;
+        let sliding = g.pattern == 0 || i % g.pattern < g.pattern - 1;
+        sliding.then_some(g.window)
+    }
+}
+
+/// Gemma 3's extra norms in a layer.
+pub(crate) struct GemmaNorms {
+    pub q: Vec<f32>,
+    pub k: Vec<f32>,
+    pub post_attn: Vec<f32>,
+    pub post_ffn: Vec<f32>,
 }
 
 pub(crate) struct Layer {
@@ -35,6 +67,7 @@ pub(crate) struct Layer {
     pub gate: QMatrix,
     pub up: QMatrix,
     pub down: QMatrix,
+    pub gemma: Option<GemmaNorms>,
 }
 
 pub(crate) struct Weights {
@@ -77,10 +110,27 @@ fn matrix_names(layers: usize) -> impl Iterator<Item = String> {
 /// Why the native decoder cannot run this file, if it cannot (the model then runs on
 /// candle's): another architecture, a block format without a kernel, or a partial rotary.
 pub(crate) fn unsupported(gg: &GgufFile, arch: &str) -> Option<String> {
-    if !matches!(arch, "llama" | "qwen2") {
+    if !matches!(arch, "llama" | "qwen2" | "gemma3") {
         return Some(format!("architecture {arch}"));
     }
     let meta = gg.meta();
+    if arch == "gemma3" {
+        let field = |k: &str| meta.get(&format!("gemma3.{k}"));
+        // Linear rotary scaling (the larger Gemma 3 models) is not implemented here.
+        if let Some(f) = field("rope.scaling.factor") {
+            if f.to_f32().map_or(true, |f| f != 1.0) {
+                return Some("gemma3 rotary scaling".into());
+            }
+        }
+        if field("attention.sliding_window_pattern").is_some_and(|v| v.to_u32().is_err()) {
+            return Some("gemma3 sliding-window pattern given per layer".into());
+        }
+        if meta.opt_u32("gemma3.attention.key_length")
+            != meta.opt_u32("gemma3.attention.value_length")
+        {
+            return Some("gemma3 keys and values of different widths".into());
+        }
+    }
     let layers = meta.opt_u32(&format!("{arch}.block_count"))? as usize;
     for name in matrix_names(layers) {
         match gg.content.tensor_infos.get(&name) {
@@ -136,12 +186,32 @@ pub(crate) fn config(gg: &GgufFile, arch: &str) -> Result<Config> {
             message: format!("{kv_heads} key/value heads for {heads} query heads"),
         });
     }
+    let layers = need("block_count")?;
+    let head_dim = need("attention.key_length").unwrap_or(dim / heads);
+    let window = need("attention.sliding_window").ok().filter(|&w| w > 0);
+    let gemma = (arch == "gemma3").then(|| Gemma {
+        window: window.unwrap_or(usize::MAX),
+        // Without a window every layer is global, as in llama.cpp.
+        pattern: match window {
+            Some(_) => need("attention.sliding_window_pattern").unwrap_or(6),
+            None => 1,
+        },
+        local_rope_base: f32_field(gg, "gemma3.rope.local_freq_base", 10_000.0),
+        softcap: Some(f32_field(gg, "gemma3.final_logit_softcapping", 0.0)).filter(|&c| c > 0.0),
+    });
+    // As llama.cpp (after gemma_pytorch): the 27B model (62 layers) scales by its width per
+    // head, every other model by the head's size.
+    let attn_scale = if gemma.is_some() && layers == 62 {
+        1.0 / ((dim / heads) as f32).sqrt()
+    } else {
+        1.0 / (head_dim as f32).sqrt()
+    };
     Ok(Config {
-        layers: need("block_count")?,
+        layers,
         dim,
         heads,
         kv_heads,
-        head_dim: need("attention.key_length").unwrap_or(dim / heads),
+        head_dim,
         ffn: need("feed_forward_length")?,
         eps: f32_field(
             gg,
@@ -150,6 +220,8 @@ pub(crate) fn config(gg: &GgufFile, arch: &str) -> Result<Config> {
         ),
         rope_base: f32_field(gg, &format!("{arch}.rope.freq_base"), 10_000.0),
         rope_interleaved: arch == "llama",
+        attn_scale,
+        gemma,
     })
 }
 
@@ -234,6 +306,15 @@ pub(crate) fn weights(gg: &mut GgufFile, c: &Config) -> Result<Weights> {
             gate: matrix(gg, &n("ffn_gate.weight"), c.ffn, c.dim)?,
             up: matrix(gg, &n("ffn_up.weight"), c.ffn, c.dim)?,
             down: matrix(gg, &n("ffn_down.weight"), c.dim, c.ffn)?,
+            gemma: match c.gemma {
+                Some(_) => Some(GemmaNorms {
+                    q: vector(gg, &n("attn_q_norm.weight"), c.head_dim)?,
+                    k: vector(gg, &n("attn_k_norm.weight"), c.head_dim)?,
+                    post_attn: vector(gg, &n("post_attention_norm.weight"), c.dim)?,
+                    post_ffn: vector(gg, &n("post_ffw_norm.weight"), c.dim)?,
+                }),
+                None => None,
+            },
         });
     }
     let output = if gg.content.tensor_infos.contains_key("output.weight") {

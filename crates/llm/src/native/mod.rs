@@ -1,4 +1,4 @@
-//! The CPU decoder for llama and qwen2 GGUF models, on percept-kernels: quantised matrix
+//! The CPU decoder for llama, qwen2 and gemma3 GGUF models, on percept-kernels: quantised matrix
 //! products with activations quantised once per input and shared by the matrices that
 //! read them, the LM head for the last position only, and buffers kept between calls,
 //! so a generated token allocates no tensors. Other architectures, block formats and
@@ -10,7 +10,9 @@ use crate::error::{LlmError, Result};
 use crate::gguf::GgufFile;
 use load::{Config, Weights};
 use percept_kernels::quant::{matmul_many, QInput, QMatrix, QuantError};
-use percept_kernels::rows::{causal_attention, f16, rms_norm, silu_mul, Heads, Rope};
+use percept_kernels::rows::{
+    causal_attention, f16, gelu_tanh_mul, rms_norm, silu_mul, Heads, Rope,
+};
 
 pub(crate) use load::unsupported;
 
@@ -26,6 +28,8 @@ struct Scratch {
     o: Vec<f32>,
     gate: Vec<f32>,
     up: Vec<f32>,
+    /// A copy of the queries or keys for Gemma's per-head norms.
+    tmp: Vec<f32>,
     input: QInput,
 }
 
@@ -33,6 +37,8 @@ pub(crate) struct Decoder {
     c: Config,
     w: Weights,
     rope: Rope,
+    /// Gemma's sliding-window layers' rotary base.
+    local_rope: Option<Rope>,
     /// Per layer: keys and values of every position fed so far, rows of kv_heads x head_dim,
     /// in f16 (as llama.cpp keeps them).
     keys: Vec<Vec<f16>>,
@@ -80,6 +86,13 @@ fn append_f16(cache: &mut Vec<f16>, keep: usize, x: &[f32]) {
     cache[keep..].convert_from_f32_slice(x);
 }
 
+/// `x = rms_norm(x) * w` row by row (rows of `w.len()`), through `tmp`.
+fn norm_in_place(x: &mut [f32], w: &[f32], eps: f32, tmp: &mut Vec<f32>) {
+    tmp.clear();
+    tmp.extend_from_slice(x);
+    rms_norm(tmp, w, eps, x);
+}
+
 fn add(x: &mut [f32], y: &[f32]) {
     for (a, b) in x.iter_mut().zip(y) {
         *a += b;
@@ -100,6 +113,10 @@ impl Decoder {
         };
         Ok(Decoder {
             rope: Rope::new(c.head_dim, c.rope_base, c.rope_interleaved),
+            local_rope: c
+                .gemma
+                .as_ref()
+                .map(|g| Rope::new(c.head_dim, g.local_rope_base, c.rope_interleaved)),
             keys: cache(),
             values: cache(),
             s: Scratch::default(),
@@ -142,11 +159,10 @@ impl Decoder {
                 .dequantize_row(tok as usize, row)
                 .map_err(kernel_error)?;
         }
-        let heads = Heads {
-            heads: c.heads,
-            kv_heads: c.kv_heads,
-            head_dim: c.head_dim,
-        };
+        if c.gemma.is_some() {
+            let scale = (d as f32).sqrt();
+            s.x.iter_mut().for_each(|v| *v *= scale);
+        }
         let kv_width = c.kv_heads * c.head_dim;
         for (i, l) in w.layers.iter().enumerate() {
             s.h.resize(t * d, 0.0);
@@ -162,23 +178,49 @@ impl Decoder {
                 add_rows(&mut s.k, bk);
                 add_rows(&mut s.v, bv);
             }
-            self.rope.apply(&mut s.q, c.heads, pos);
-            self.rope.apply(&mut s.k, c.kv_heads, pos);
+            if let Some(g) = &l.gemma {
+                norm_in_place(&mut s.q, &g.q, c.eps, &mut s.tmp);
+                norm_in_place(&mut s.k, &g.k, c.eps, &mut s.tmp);
+            }
+            let window = c.window(i);
+            let rope = match (&mut self.local_rope, window) {
+                (Some(local), Some(_)) => local,
+                _ => &mut self.rope,
+            };
+            rope.apply(&mut s.q, c.heads, pos);
+            rope.apply(&mut s.k, c.kv_heads, pos);
             let (keys, values) = (&mut self.keys[i], &mut self.values[i]);
             append_f16(keys, pos * kv_width, &s.k);
             append_f16(values, pos * kv_width, &s.v);
             s.att.resize(s.q.len(), 0.0);
+            let heads = Heads {
+                heads: c.heads,
+                kv_heads: c.kv_heads,
+                head_dim: c.head_dim,
+                scale: c.attn_scale,
+                window,
+            };
             causal_attention(heads, &s.q, keys, values, pos, &mut s.att);
             s.input.set(&s.att, c.heads * c.head_dim);
             project(&l.wo, &s.input, &mut s.o)?;
+            if let Some(g) = &l.gemma {
+                norm_in_place(&mut s.o, &g.post_attn, c.eps, &mut s.tmp);
+            }
             add(&mut s.x, &s.o);
 
             rms_norm(&s.x, &l.ffn_norm, c.eps, &mut s.h);
             s.input.set(&s.h, d);
             project_all([&l.gate, &l.up], &s.input, [&mut s.gate, &mut s.up])?;
-            silu_mul(&mut s.gate, &s.up);
+            if c.gemma.is_some() {
+                gelu_tanh_mul(&mut s.gate, &s.up);
+            } else {
+                silu_mul(&mut s.gate, &s.up);
+            }
             s.input.set(&s.gate, c.ffn);
             project(&l.down, &s.input, &mut s.o)?;
+            if let Some(g) = &l.gemma {
+                norm_in_place(&mut s.o, &g.post_ffn, c.eps, &mut s.tmp);
+            }
             add(&mut s.x, &s.o);
         }
         // Only the last position's logits are wanted.
@@ -188,6 +230,9 @@ impl Decoder {
         s.input.set(&s.h[..d], d);
         let mut logits = Vec::new();
         project(w.output.as_ref().unwrap_or(&w.embed), &s.input, &mut logits)?;
+        if let Some(cap) = c.gemma.as_ref().and_then(|g| g.softcap) {
+            logits.iter_mut().for_each(|v| *v = cap * (*v / cap).tanh());
+        }
         Ok(logits)
     }
 
