@@ -131,7 +131,12 @@ pub(crate) fn unsupported(gg: &GgufFile, arch: &str) -> Option<String> {
             return Some("gemma3 keys and values of different widths".into());
         }
     }
-    let layers = meta.opt_u32(&format!("{arch}.block_count"))? as usize;
+    // Hyperparameters under another prefix (gemma3 files written with gemma2's keys) are
+    // left to candle's builders, which look further.
+    let Some(layers) = meta.opt_u32(&format!("{arch}.block_count")) else {
+        return Some(format!("no {arch}.block_count"));
+    };
+    let layers = layers as usize;
     for name in matrix_names(layers) {
         match gg.content.tensor_infos.get(&name) {
             Some(info) if format_of(info.ggml_dtype).is_none() => {
