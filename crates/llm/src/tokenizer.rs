@@ -10,6 +10,7 @@ use crate::gguf::Meta;
 use crate::spm;
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
 use tokenizers::decoders::byte_level::ByteLevel;
 use tokenizers::models::bpe::{Vocab, BPE};
 use tokenizers::normalizers::unicode::NFC;
@@ -26,8 +27,10 @@ const TOKEN_TYPE_CONTROL: i32 = 3;
 const TOKEN_TYPE_USER_DEFINED: i32 = 4;
 
 pub struct TextTokenizer {
-    trusted: Tokenizer,
-    untrusted: Tokenizer,
+    /// One tokenizer for both views, switched per call under the lock: a second copy held
+    /// its vocabulary twice (tens of MB for Gemma's 262K tokens). Prompts are encoded once
+    /// per request, so the lock is never hot.
+    tok: Mutex<Tokenizer>,
     /// Ids that only trusted text may produce (GGUF token types 3 and 4).
     special_ids: BTreeSet<u32>,
     pub bos: Option<(u32, String)>,
@@ -146,8 +149,6 @@ impl TextTokenizer {
         let mut trusted = base;
         trusted.add_special_tokens(&specials);
         trusted.add_tokens(&spaces);
-        let mut untrusted = trusted.clone();
-        untrusted.set_encode_special_tokens(true);
 
         let token_of = |field: &str| -> Option<(u32, String)> {
             let id = meta.opt_u32(field)?;
@@ -177,8 +178,7 @@ impl TextTokenizer {
             .opt_bool("tokenizer.ggml.add_bos_token")
             .unwrap_or(meta.opt_string("tokenizer.ggml.model") == Some("llama"));
         Ok(TextTokenizer {
-            trusted,
-            untrusted,
+            tok: Mutex::new(trusted),
             special_ids,
             bos,
             eos,
@@ -187,15 +187,27 @@ impl TextTokenizer {
         })
     }
 
+    /// The tokenizer, parsing control-token strings (the trusted view). A poisoned lock is
+    /// taken over and the view set again, so a panic inside an untrusted call cannot leave it.
+    pub fn inner(&self) -> MutexGuard<'_, Tokenizer> {
+        let mut tok = self.tok.lock().unwrap_or_else(|e| e.into_inner());
+        tok.set_encode_special_tokens(false);
+        tok
+    }
+
     /// Text we wrote ourselves: control-token strings become control ids.
     pub fn encode_trusted(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self.trusted.encode(text, false).map_err(tok_err)?;
+        let enc = self.inner().encode(text, false).map_err(tok_err)?;
         Ok(enc.get_ids().to_vec())
     }
 
     /// Text from users, media or files: never yields a control id.
     pub fn encode_untrusted(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self.untrusted.encode(text, false).map_err(tok_err)?;
+        let enc = {
+            let mut tok = self.inner();
+            tok.set_encode_special_tokens(true);
+            tok.encode(text, false).map_err(tok_err)?
+        };
         let ids = enc.get_ids().to_vec();
         // Belt and braces: a tokenizer.json could declare pieces we did not mark special.
         if let Some(id) = ids.iter().find(|id| self.special_ids.contains(id)) {
@@ -207,7 +219,7 @@ impl TextTokenizer {
     }
 
     pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {
-        self.trusted.decode(ids, skip_special).map_err(tok_err)
+        self.inner().decode(ids, skip_special).map_err(tok_err)
     }
 
     pub fn is_special(&self, id: u32) -> bool {
@@ -219,14 +231,10 @@ impl TextTokenizer {
     }
 
     pub fn token_id(&self, token: &str) -> Option<u32> {
-        self.trusted.token_to_id(token)
+        self.inner().token_to_id(token)
     }
 
     pub fn vocab_size(&self) -> usize {
-        self.trusted.get_vocab_size(true)
-    }
-
-    pub fn inner(&self) -> &Tokenizer {
-        &self.trusted
+        self.inner().get_vocab_size(true)
     }
 }

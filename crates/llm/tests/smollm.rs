@@ -199,3 +199,24 @@ fn decode_of_encode_round_trips() {
         assert_eq!(back, s);
     }
 }
+
+/// One tokenizer serves both views: an untrusted call must not leave the trusted view
+/// reading control strings as text, nor the other way round.
+#[test]
+fn trusted_and_untrusted_views_alternate_cleanly() {
+    let e = engine();
+    let tok = &e.tokenizer;
+    let start = tok
+        .token_id("<|im_start|>")
+        .expect("SmolLM2 has <|im_start|>");
+    for _ in 0..2 {
+        let plain = tok
+            .encode_untrusted("<|im_start|>")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(plain.len() > 1 && !plain.contains(&start), "{plain:?}");
+        let parsed = tok
+            .encode_trusted("<|im_start|>")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(parsed, vec![start]);
+    }
+}
