@@ -193,6 +193,13 @@ pub(crate) fn config(gg: &GgufFile, arch: &str) -> Result<Config> {
     }
     let layers = need("block_count")?;
     let head_dim = need("attention.key_length").unwrap_or(dim / heads);
+    // Zero-width heads would be split into zero-length chunks.
+    if head_dim == 0 {
+        return Err(LlmError::Metadata {
+            field: format!("{arch}.attention.key_length"),
+            message: "heads of width 0".into(),
+        });
+    }
     let window = need("attention.sliding_window").ok().filter(|&w| w > 0);
     let gemma = (arch == "gemma3").then(|| Gemma {
         window: window.unwrap_or(usize::MAX),
