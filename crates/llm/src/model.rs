@@ -1,6 +1,6 @@
 //! The decoder network, picked by `general.architecture`: percept's own CPU decoder
-//! (`native/`) for llama, qwen2 and gemma3 files in the block formats it has kernels for,
-//! candle's quantized models for everything else (qwen3, gemma3 with rotary scaling, other
+//! (`native/`) for llama, qwen2, qwen3 and gemma3 files in the block formats it has kernels
+//! for, candle's quantized models for everything else (gemma3 with rotary scaling, other
 //! formats, CUDA, Metal).
 
 use crate::error::{LlmError, Result};

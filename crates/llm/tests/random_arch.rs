@@ -85,9 +85,9 @@ fn write_model(arch: &str, path: &std::path::Path) {
         meta.push((k("attention.sliding_window"), u(64)));
     }
     let q8 = GgmlDType::Q8_0;
-    // gemma3's embedding in a block format, so it runs on percept's own decoder; the others
-    // keep an f32 embedding, which sends them to candle's models.
-    let embed = if arch == "gemma3" { q8 } else { GgmlDType::F32 };
+    // qwen3's and gemma3's embeddings in a block format, so they run on percept's own
+    // decoder; qwen2 keeps an f32 embedding, which sends it to candle's model.
+    let embed = if arch == "qwen2" { GgmlDType::F32 } else { q8 };
     let mut tensors: Vec<(String, QTensor)> = vec![
         ("token_embd.weight".into(), rand_q(&[vocab, HIDDEN], embed)),
         ("output_norm.weight".into(), ones(HIDDEN)),
@@ -145,11 +145,7 @@ fn generates(arch: &str) {
     let mut engine = Engine::load_file(&path, &LoadOptions::default())
         .unwrap_or_else(|e| panic!("loading random {arch}: {e}"));
     assert_eq!(engine.model.arch, arch);
-    let native = if arch == "gemma3" {
-        "percept"
-    } else {
-        "candle"
-    };
+    let native = if arch == "qwen2" { "candle" } else { "percept" };
     assert_eq!(engine.model.engine, native, "{arch}'s decoder");
     assert!(engine.template.warning.is_none());
     let prompt = Prompt {
@@ -173,6 +169,43 @@ fn generates(arch: &str) {
     .unwrap_or_else(|e| panic!("generating with random {arch}: {e}"));
     assert!(gen.completion_tokens > 0, "{arch} produced no tokens");
     assert_eq!(deltas, gen.text);
+}
+
+/// First-step logits of percept's decoder against candle's model on the same random file
+/// (`convert_to_q8` sends it to candle; its weights are Q8_0 already, so nothing changes).
+/// Both quantise activations to 8 bits, so they differ by rounding only; a missing or
+/// misplaced norm moves them by several times the tolerance.
+fn agrees_with_candle(arch: &str) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join(format!("tiny-{arch}.gguf"));
+    write_model(arch, &path);
+    let prompt: Vec<u32> = (0..40).map(|i| (i * 37 + 11) % 250).collect();
+    let logits = |candle: bool| {
+        let opts = LoadOptions {
+            convert_to_q8: candle,
+            ..LoadOptions::default()
+        };
+        let mut e = Engine::load_file(&path, &opts).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(e.model.engine, if candle { "candle" } else { "percept" });
+        e.prefill(&prompt).unwrap_or_else(|e| panic!("{e}")).0
+    };
+    let (ours, theirs) = (logits(false), logits(true));
+    let spread = theirs.iter().fold(f32::MIN, |m, &v| m.max(v))
+        - theirs.iter().fold(f32::MAX, |m, &v| m.min(v));
+    let worst = ours
+        .iter()
+        .zip(&theirs)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    eprintln!("{arch}: worst logit difference {worst:.4} over a spread of {spread:.2}");
+    assert!(
+        worst <= 0.05 * spread,
+        "{arch}: {worst} over a spread of {spread}"
+    );
+}
+
+#[test]
+fn random_qwen3_matches_candles_model() {
+    agrees_with_candle("qwen3");
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! Reading a llama, qwen2 or gemma3 GGUF into the native decoder's weights: matrices keep
-//! their block bytes as stored, norms and biases become f32.
+//! Reading a llama, qwen2, qwen3 or gemma3 GGUF into the native decoder's weights: matrices
+//! keep their block bytes as stored, norms and biases become f32.
 
 use crate::error::{LlmError, Result};
 use crate::gguf::GgufFile;
@@ -23,6 +23,8 @@ pub(crate) struct Config {
     pub rope_interleaved: bool,
     /// What attention scores are multiplied by.
     pub attn_scale: f32,
+    /// Per-head query and key norms before rotation (qwen3, gemma3).
+    pub head_norms: bool,
     pub gemma: Option<Gemma>,
 }
 
@@ -47,12 +49,16 @@ impl Config {
     }
 }
 
-/// Gemma 3's extra norms in a layer.
-pub(crate) struct GemmaNorms {
+/// RMS norms over each head's queries and keys, before rotation (qwen3, gemma3).
+pub(crate) struct HeadNorms {
     pub q: Vec<f32>,
     pub k: Vec<f32>,
-    pub post_attn: Vec<f32>,
-    pub post_ffn: Vec<f32>,
+}
+
+/// Gemma 3's norms after attention and after the feed-forward, before each residual add.
+pub(crate) struct PostNorms {
+    pub attn: Vec<f32>,
+    pub ffn: Vec<f32>,
 }
 
 pub(crate) struct Layer {
@@ -67,7 +73,8 @@ pub(crate) struct Layer {
     pub gate: QMatrix,
     pub up: QMatrix,
     pub down: QMatrix,
-    pub gemma: Option<GemmaNorms>,
+    pub head_norms: Option<HeadNorms>,
+    pub post_norms: Option<PostNorms>,
 }
 
 pub(crate) struct Weights {
@@ -110,7 +117,7 @@ fn matrix_names(layers: usize) -> impl Iterator<Item = String> {
 /// Why the native decoder cannot run this file, if it cannot (the model then runs on
 /// candle's): another architecture, a block format without a kernel, or a partial rotary.
 pub(crate) fn unsupported(gg: &GgufFile, arch: &str) -> Option<String> {
-    if !matches!(arch, "llama" | "qwen2" | "gemma3") {
+    if !matches!(arch, "llama" | "qwen2" | "qwen3" | "gemma3") {
         return Some(format!("architecture {arch}"));
     }
     let meta = gg.meta();
@@ -233,6 +240,7 @@ pub(crate) fn config(gg: &GgufFile, arch: &str) -> Result<Config> {
         rope_base: f32_field(gg, &format!("{arch}.rope.freq_base"), 10_000.0),
         rope_interleaved: arch == "llama",
         attn_scale,
+        head_norms: matches!(arch, "qwen3" | "gemma3"),
         gemma,
     })
 }
@@ -318,12 +326,17 @@ pub(crate) fn weights(gg: &mut GgufFile, c: &Config) -> Result<Weights> {
             gate: matrix(gg, &n("ffn_gate.weight"), c.ffn, c.dim)?,
             up: matrix(gg, &n("ffn_up.weight"), c.ffn, c.dim)?,
             down: matrix(gg, &n("ffn_down.weight"), c.dim, c.ffn)?,
-            gemma: match c.gemma {
-                Some(_) => Some(GemmaNorms {
+            head_norms: match c.head_norms {
+                true => Some(HeadNorms {
                     q: vector(gg, &n("attn_q_norm.weight"), c.head_dim)?,
                     k: vector(gg, &n("attn_k_norm.weight"), c.head_dim)?,
-                    post_attn: vector(gg, &n("post_attention_norm.weight"), c.dim)?,
-                    post_ffn: vector(gg, &n("post_ffw_norm.weight"), c.dim)?,
+                }),
+                false => None,
+            },
+            post_norms: match c.gemma {
+                Some(_) => Some(PostNorms {
+                    attn: vector(gg, &n("post_attention_norm.weight"), c.dim)?,
+                    ffn: vector(gg, &n("post_ffw_norm.weight"), c.dim)?,
                 }),
                 None => None,
             },

@@ -1,7 +1,7 @@
-//! The CPU decoder for llama, qwen2 and gemma3 GGUF models, on percept-kernels: quantised matrix
-//! products with activations quantised once per input and shared by the matrices that
-//! read them, the LM head for the last position only, and buffers kept between calls,
-//! so a generated token allocates no tensors. Other architectures, block formats and
+//! The CPU decoder for llama, qwen2, qwen3 and gemma3 GGUF models, on percept-kernels:
+//! quantised matrix products with activations quantised once per input and shared by the
+//! matrices that read them, the LM head for the last position only, and buffers kept
+//! between calls, so a generated token allocates no tensors. Other architectures, block formats and
 //! devices run on candle-transformers' models (see `model.rs`).
 
 mod load;
@@ -178,9 +178,9 @@ impl Decoder {
                 add_rows(&mut s.k, bk);
                 add_rows(&mut s.v, bv);
             }
-            if let Some(g) = &l.gemma {
-                norm_in_place(&mut s.q, &g.q, c.eps, &mut s.tmp);
-                norm_in_place(&mut s.k, &g.k, c.eps, &mut s.tmp);
+            if let Some(n) = &l.head_norms {
+                norm_in_place(&mut s.q, &n.q, c.eps, &mut s.tmp);
+                norm_in_place(&mut s.k, &n.k, c.eps, &mut s.tmp);
             }
             let window = c.window(i);
             let rope = match (&mut self.local_rope, window) {
@@ -203,8 +203,8 @@ impl Decoder {
             causal_attention(heads, &s.q, keys, values, pos, &mut s.att);
             s.input.set(&s.att, c.heads * c.head_dim);
             project(&l.wo, &s.input, &mut s.o)?;
-            if let Some(g) = &l.gemma {
-                norm_in_place(&mut s.o, &g.post_attn, c.eps, &mut s.tmp);
+            if let Some(n) = &l.post_norms {
+                norm_in_place(&mut s.o, &n.attn, c.eps, &mut s.tmp);
             }
             add(&mut s.x, &s.o);
 
@@ -218,8 +218,8 @@ impl Decoder {
             }
             s.input.set(&s.gate, c.ffn);
             project(&l.down, &s.input, &mut s.o)?;
-            if let Some(g) = &l.gemma {
-                norm_in_place(&mut s.o, &g.post_ffn, c.eps, &mut s.tmp);
+            if let Some(n) = &l.post_norms {
+                norm_in_place(&mut s.o, &n.ffn, c.eps, &mut s.tmp);
             }
             add(&mut s.x, &s.o);
         }
