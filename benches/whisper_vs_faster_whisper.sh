@@ -26,6 +26,8 @@
 #
 # Needs: sox, espeak-ng, a Python with faster-whisper (python3 by default; PYTHON=... to use
 # another), a release build of percept (./target/release/percept).
+# percept runs its default precision (Q8_0 decoder, f32 encoder); PERCEPT_PRECISION=int8-all
+# quantises the encoder too, the same work as faster-whisper's int8.
 # Usage: benches/whisper_vs_faster_whisper.sh [MODEL_ID] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -139,7 +141,8 @@ fw() { # fw COMPUTE_TYPE ROUND: prints seconds, writes the transcript
 pc() { # prints seconds, writes the transcript
   local t0 t1
   t0=$EPOCHREALTIME
-  "$percept" transcribe "$audio" --model "$model_dir" --format json >"$tmp/percept.json"
+  "$percept" transcribe "$audio" --model "$model_dir" --format json \
+    ${PERCEPT_PRECISION:+--precision "$PERCEPT_PRECISION"} >"$tmp/percept.json"
   t1=$EPOCHREALTIME
   "$py" -c 'import json,sys; open(sys.argv[2],"w").write(json.load(open(sys.argv[1]))["text"])' \
     "$tmp/percept.json" "$tmp/hyp_percept.txt"

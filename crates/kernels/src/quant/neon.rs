@@ -96,12 +96,8 @@ unsafe fn dot<const F: u8>(row: &[u8], a: Act32<'_>) -> f32 {
     let mut mins = 0f32;
     for (i, b) in row.chunks_exact(bytes).enumerate().take(a.d.len()) {
         let (lo, hi, d, m) = widen::<F>(b);
-        let y = &a.q[32 * i..32 * (i + 1)];
-        let (y0, y1) = (vld1q_s8(y.as_ptr()), vld1q_s8(y[16..].as_ptr()));
-        // Two products of at most 128 * 127 in each 16-bit lane: no overflow.
-        let s = vmlal_high_s8(vmull_s8(vget_low_s8(lo), vget_low_s8(y0)), lo, y0);
-        let t = vmlal_high_s8(vmull_s8(vget_low_s8(hi), vget_low_s8(y1)), hi, y1);
-        let sums = vaddq_s32(vpaddlq_s16(s), vpaddlq_s16(t));
+        let [s, t] = dot_halves([lo, hi], a.q[32 * i..32 * (i + 1)].as_ptr());
+        let sums = vaddq_s32(s, t);
         acc = vfmaq_n_f32(acc, vcvtq_f32_s32(sums), d * a.d[i]);
         mins += m * a.s[i];
     }
@@ -120,18 +116,8 @@ pub(crate) unsafe fn dot256(f: Format, row: &[u8], a: Act256<'_>) -> f32 {
     }
 }
 
-/// The sum of `x . y` over 32 bytes as four 32-bit lanes. Each 16-bit lane takes four
-/// products of at most 63 * 128 (a Q6_K quant is -32..31, a Q4_K/Q5_K one 0..31): no overflow.
-#[inline]
-#[target_feature(enable = "neon")]
-unsafe fn dot_pair(x: [int8x16_t; 2], y: *const i8) -> int32x4_t {
-    let (y0, y1) = (vld1q_s8(y), vld1q_s8(y.add(16)));
-    let s = vmlal_high_s8(vmull_s8(vget_low_s8(x[0]), vget_low_s8(y0)), x[0], y0);
-    let s = vmlal_high_s8(vmlal_s8(s, vget_low_s8(x[1]), vget_low_s8(y1)), x[1], y1);
-    vpaddlq_s16(s)
-}
-
 /// The sums of `x . y` over each 16 bytes: two 16-value groups as four 32-bit lanes each.
+/// Each 16-bit lane takes two products of at most 128 * 127: no overflow.
 #[inline]
 #[target_feature(enable = "neon")]
 unsafe fn dot_halves(x: [int8x16_t; 2], y: *const i8) -> [int32x4_t; 2] {
@@ -171,10 +157,10 @@ unsafe fn dot_k45<const FIVE: bool>(row: &[u8], a: Act256<'_>) -> f32 {
                     hi[k] = vorrq_u8(hi[k], vandq_u8(vtstq_u8(h[k], bit_hi), sixteen));
                 }
             }
-            let p = dot_pair(lo.map(|v| vreinterpretq_s8_u8(v)), y.add(64 * c));
-            acc = vmlaq_n_s32(acc, p, sc[2 * c] as i32);
-            let p = dot_pair(hi.map(|v| vreinterpretq_s8_u8(v)), y.add(64 * c + 32));
-            acc = vmlaq_n_s32(acc, p, sc[2 * c + 1] as i32);
+            let [s, t] = dot_halves(lo.map(|v| vreinterpretq_s8_u8(v)), y.add(64 * c));
+            acc = vmlaq_n_s32(acc, vaddq_s32(s, t), sc[2 * c] as i32);
+            let [s, t] = dot_halves(hi.map(|v| vreinterpretq_s8_u8(v)), y.add(64 * c + 32));
+            acc = vmlaq_n_s32(acc, vaddq_s32(s, t), sc[2 * c + 1] as i32);
         }
         let bsums = &a.bsums[16 * i..16 * (i + 1)];
         let mins: i32 = (0..8)

@@ -33,7 +33,8 @@ pub(crate) struct Config {
 /// sliding-window attention with its own rotary base on all but every `pattern`-th layer.
 #[derive(Clone, Debug)]
 pub(crate) struct Gemma {
-    pub window: usize,
+    /// Without a window every layer attends to every position, as in llama.cpp.
+    pub window: Option<usize>,
     pub pattern: usize,
     pub local_rope_base: f32,
     /// `cap * tanh(logit / cap)` on the output, where the file asks for it.
@@ -45,7 +46,7 @@ impl Config {
     pub fn window(&self, i: usize) -> Option<usize> {
         let g = self.gemma.as_ref()?;
         let sliding = g.pattern == 0 || i % g.pattern < g.pattern - 1;
-        sliding.then_some(g.window)
+        g.window.filter(|_| sliding)
     }
 }
 
@@ -207,14 +208,9 @@ pub(crate) fn config(gg: &GgufFile, arch: &str) -> Result<Config> {
             message: "heads of width 0".into(),
         });
     }
-    let window = need("attention.sliding_window").ok().filter(|&w| w > 0);
     let gemma = (arch == "gemma3").then(|| Gemma {
-        window: window.unwrap_or(usize::MAX),
-        // Without a window every layer is global, as in llama.cpp.
-        pattern: match window {
-            Some(_) => need("attention.sliding_window_pattern").unwrap_or(6),
-            None => 1,
-        },
+        window: need("attention.sliding_window").ok().filter(|&w| w > 0),
+        pattern: need("attention.sliding_window_pattern").unwrap_or(6),
         local_rope_base: f32_field(gg, "gemma3.rope.local_freq_base", 10_000.0),
         softcap: Some(f32_field(gg, "gemma3.final_logit_softcapping", 0.0)).filter(|&c| c > 0.0),
     });

@@ -1,8 +1,8 @@
 //! The CPU decoder for llama, qwen2, qwen3 and gemma3 GGUF models, on percept-kernels:
 //! quantised matrix products with activations quantised once per input and shared by the
 //! matrices that read them, the LM head for the last position only, and buffers kept
-//! between calls, so a generated token allocates no tensors. Other architectures, block formats and
-//! devices run on candle-transformers' models (see `model.rs`).
+//! between calls, so a generated token allocates no tensors. Other architectures, block
+//! formats and devices run on candle-transformers' models (see `model.rs`).
 
 mod load;
 
@@ -28,7 +28,7 @@ struct Scratch {
     o: Vec<f32>,
     gate: Vec<f32>,
     up: Vec<f32>,
-    /// A copy of the queries or keys for Gemma's per-head norms.
+    /// A copy of what a norm rewrites in place (per-head and post norms).
     tmp: Vec<f32>,
     input: QInput,
 }
