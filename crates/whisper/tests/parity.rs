@@ -2,8 +2,9 @@
 //! faster-whisper's greedy transcripts (tests/fixtures/whisper/faster_whisper.json, written
 //! by scripts/fixtures/whisper_reference.py from the same model.bin files): the float32
 //! decoder word for word with faster-whisper float32, the default Q8_0 decoder (and the
-//! opt-in Q8_0 encoder) held to faster-whisper int8's word error rate (int8 rounding differs between the two, so the
-//! words may differ where the models are unsure; the error rate may not grow).
+//! opt-in Q8_0 encoder) held to faster-whisper int8's word error rate (int8 rounding
+//! differs between the two, so the words may differ where the models are unsure; the error
+//! rate may not grow).
 
 mod common;
 
